@@ -1,0 +1,6 @@
+/* The subcommands of 'melodist abc', one function each (argv[0] is the subcommand name).
+ * Return 0 ok, 1 invalid input, 2 usage error. */
+#ifndef MELODIST_CLI_ABC_COMMANDS_H
+#define MELODIST_CLI_ABC_COMMANDS_H
+
+#endif

@@ -1,0 +1,42 @@
+/* melodist abc SUBCOMMAND: the ABC engine on the command line. */
+#include <stdio.h>
+#include <string.h>
+
+#include "abc_commands.h"
+#include "commands.h"
+
+struct abc_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct abc_subcommand subcommands[] = {
+    {NULL, NULL, NULL}, /* subcommands are added above this line */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: melodist abc SUBCOMMAND [OPTIONS] FILE...   (FILE '-' or none: stdin)\n\nsubcommands:\n");
+    for (size_t i = 0; subcommands[i].name; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(out, "\nexit status: 0 ok, 1 invalid input, 2 usage error\n");
+}
+
+int cmd_abc(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; subcommands[i].name; i++)
+        if (!strcmp(argv[1], subcommands[i].name))
+            return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "melodist abc: unknown subcommand '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,9 @@
+/* The melodist command-line tool: one entry point per top-level command.
+ * Each takes the arguments after the command name (argv[0] is the command name)
+ * and returns the process exit status: 0 success, 1 invalid input, 2 usage error. */
+#ifndef MELODIST_CLI_COMMANDS_H
+#define MELODIST_CLI_COMMANDS_H
+
+int cmd_abc(int argc, char **argv);
+
+#endif
