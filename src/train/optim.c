@@ -1,0 +1,111 @@
+/* AdamW, gradient clipping and the learning-rate schedule (see optim.h). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "melodist/optim.h"
+
+int adamw_init(struct adamw *o, size_t n)
+{
+    o->n = n;
+    o->step = 0;
+    o->m = calloc(n ? n : 1, sizeof(float));
+    o->v = calloc(n ? n : 1, sizeof(float));
+    if (!o->m || !o->v) {
+        adamw_free(o);
+        return -1;
+    }
+    return 0;
+}
+
+void adamw_free(struct adamw *o)
+{
+    free(o->m);
+    free(o->v);
+    o->m = o->v = NULL;
+}
+
+void adamw_begin_step(struct adamw *o) { o->step++; }
+
+/* PyTorch's vectorised CPU kernels compute add_(g, alpha) and addcmul_ with a fused multiply-add on CPUs
+ * that have one; matching the rounding step for step needs the same fusion, so the loop is compiled
+ * twice and the fused copy is chosen at run time exactly where PyTorch would choose it. */
+static inline __attribute__((always_inline)) float mul_add(float a, float b, float c, int fused)
+{
+    return fused ? __builtin_fmaf(a, b, c) : a * b + c;
+}
+
+struct adamw_scalars {
+    float decay, b1, b2, one_minus_b1, one_minus_b2, step_size, bc2_sqrt, eps;
+};
+
+static inline __attribute__((always_inline)) void update_loop(float *p, float *m, float *v, const float *g, size_t n,
+                                                               const struct adamw_scalars *k, int fused)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] *= k->decay;
+        m[i] = mul_add(g[i], k->one_minus_b1, m[i] * k->b1, fused);
+        v[i] = mul_add(k->one_minus_b2 * g[i], g[i], v[i] * k->b2, fused);
+        float denom = sqrtf(v[i]) / k->bc2_sqrt + k->eps;
+        p[i] = p[i] + k->step_size * m[i] / denom;
+    }
+}
+
+__attribute__((target("fma"))) static void update_fused(float *p, float *m, float *v, const float *g, size_t n,
+                                                        const struct adamw_scalars *k)
+{
+    update_loop(p, m, v, g, n, k, 1);
+}
+
+static void update_plain(float *p, float *m, float *v, const float *g, size_t n, const struct adamw_scalars *k)
+{
+    update_loop(p, m, v, g, n, k, 0);
+}
+
+/* Scalars are formed in double and rounded to float once, as PyTorch does with Python-float scalars. */
+void adamw_update(struct adamw *o, size_t offset, float *params, const float *grads, size_t n, double lr, double wd,
+                  const struct adamw_config *c)
+{
+    double t = (double)o->step;
+    struct adamw_scalars k = {
+        .decay = (float)(1.0 - lr * wd),
+        .b1 = (float)c->beta1,
+        .b2 = (float)c->beta2,
+        .one_minus_b1 = (float)(1.0 - c->beta1),
+        .one_minus_b2 = (float)(1.0 - c->beta2),
+        .step_size = (float)-(lr / (1.0 - pow(c->beta1, t))),
+        .bc2_sqrt = (float)sqrt(1.0 - pow(c->beta2, t)),
+        .eps = (float)c->eps,
+    };
+    if (__builtin_cpu_supports("fma"))
+        update_fused(params, o->m + offset, o->v + offset, grads, n, &k);
+    else
+        update_plain(params, o->m + offset, o->v + offset, grads, n, &k);
+}
+
+double grad_sumsq(const float *g, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i];
+    return s;
+}
+
+float clip_factor(double norm, float max_norm)
+{
+    double f = max_norm / (norm + 1e-6);
+    return f < 1.0 ? (float)f : 1.0f;
+}
+
+float lr_at(const struct lr_schedule *s, int64_t step)
+{
+    if (step < s->warmup_steps)
+        return s->max_lr * (float)(step + 1) / (float)s->warmup_steps;
+    int64_t span = s->total_steps - s->warmup_steps;
+    if (s->decay == LR_CONSTANT || span <= 0)
+        return s->max_lr;
+    double frac = (double)(step - s->warmup_steps) / (double)span;
+    if (frac >= 1.0)
+        return s->min_lr;
+    double k = s->decay == LR_COSINE ? 0.5 * (1.0 + cos(M_PI * frac)) : 1.0 - frac;
+    return (float)(s->min_lr + k * (s->max_lr - s->min_lr));
+}
