@@ -272,7 +272,7 @@ typedef struct abc_tempo {
     bool given;
     abc_frac beat;           /* sum of the beat lengths (1/4 for Q:1/4=120; 3/8 for Q:1/8 1/4=..) */
     int bpm;                 /* beats per minute, 0 when only text */
-    const char *text;        /* "Allegro" etc., or NULL */
+    const char *text;        /* the whole Q: value when it holds quoted text ("Allegro"), else NULL */
 } abc_tempo;
 
 /* Field value parsers; return false (and fill err with a readable message) on invalid text. */
@@ -325,7 +325,11 @@ typedef struct abc_bar {
     uint8_t repeat_start;    /* bar opens with |: */
     uint8_t repeat_end;      /* bar closes with :| */
     const char *ending;      /* ending text ("1", "2", "1,3") when the bar starts an ending, else NULL */
+    const char *part;        /* P: label when a part starts with this bar, else NULL */
+    abc_bar_style end_style; /* style of the bar line that closes the bar */
+    bool closed;             /* a bar line closes it (false for the unfinished last bar) */
     int line, col;           /* position of the bar's first element */
+    size_t first_event, n_events; /* the bar's events in its voice's events[] */
 } abc_bar;
 
 typedef struct abc_voice {
@@ -336,6 +340,10 @@ typedef struct abc_voice {
     size_t n_events;
     abc_event *played;       /* expanded for playback: repeats, endings, parts; ties still separate */
     size_t n_played;
+    abc_bar *bars;           /* this voice's written bars */
+    size_t n_bars;
+    int *play_order;         /* this voice's written bar indices in playback order */
+    size_t n_play;
 } abc_voice;
 
 typedef struct abc_model {
@@ -349,9 +357,9 @@ typedef struct abc_model {
     abc_key key;             /* header K: */
     abc_voice *voices;
     size_t n_voices;
-    abc_bar *bars;           /* written bars, in order (bar structure of the first voice) */
+    abc_bar *bars;           /* written bars of the first voice (same as voices[0].bars) */
     size_t n_bars;
-    int *play_order;         /* written bar indices in playback order */
+    int *play_order;         /* first voice's written bar indices in playback order */
     size_t n_play;
     abc_chord_symbol *chords;        /* as written */
     size_t n_chords;

@@ -1,0 +1,41 @@
+/* Private helpers shared by the ABC engine's modules. */
+#ifndef MELODIST_ABC_INTERNAL_H
+#define MELODIST_ABC_INTERNAL_H
+
+#include <stddef.h>
+
+#include "melodist/abc.h"
+
+/* Bump allocator: many small allocations, freed all at once. */
+typedef struct abc_arena abc_arena;
+abc_arena *abc_arena_new(void);
+void abc_arena_free(abc_arena *a);
+void *abc_arena_alloc(abc_arena *a, size_t size); /* zeroed, 8-byte aligned; NULL when out of memory */
+char *abc_arena_strndup(abc_arena *a, const char *s, size_t n);
+
+/* A growable array of fixed-size items (malloc'd; moved into an arena or kept by the owner). */
+typedef struct abc_vec {
+    void *data;
+    size_t n, cap, item;
+} abc_vec;
+void *abc_vec_push(abc_vec *v); /* zeroed new slot, NULL when out of memory */
+void abc_vec_free(abc_vec *v);
+/* Copy the items into the arena and free the vector; returns the arena copy (NULL when empty). */
+void *abc_vec_move(abc_vec *v, abc_arena *a);
+
+/* Growable string for printers. */
+typedef struct abc_buf {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} abc_buf;
+void abc_buf_putn(abc_buf *b, const char *s, size_t n);
+void abc_buf_puts(abc_buf *b, const char *s);
+void abc_buf_putc(abc_buf *b, char c);
+void abc_buf_printf(abc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Default tuplet q for p (the standard's table; compound: meter is 6/8, 9/8, 12/8 ...). */
+int abc_tuplet_default_q(int p, bool compound);
+bool abc_meter_is_compound(abc_meter m);
+
+#endif

@@ -1,0 +1,10 @@
+/* Private pieces of the tune analysis shared between analysis.c and form.c. */
+#ifndef MELODIST_ABC_ANALYSIS_INTERNAL_H
+#define MELODIST_ABC_ANALYSIS_INTERNAL_H
+
+#include "melodist/abc_analysis.h"
+
+/* Fill out->form, out->sections, out->n_sections for tune t with model m in `meter`. -1 when out of memory. */
+int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_analysis *out);
+
+#endif

@@ -1,0 +1,157 @@
+/* Arena, growable vectors and string buffers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "abc_internal.h"
+
+struct block {
+    struct block *next;
+    size_t used, size;
+    _Alignas(16) unsigned char data[];
+};
+
+struct abc_arena {
+    struct block *head;
+};
+
+abc_arena *abc_arena_new(void)
+{
+    return calloc(1, sizeof(abc_arena));
+}
+
+void abc_arena_free(abc_arena *a)
+{
+    if (!a)
+        return;
+    for (struct block *b = a->head, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(a);
+}
+
+void *abc_arena_alloc(abc_arena *a, size_t size)
+{
+    size = (size + 7) & ~(size_t)7;
+    struct block *b = a->head;
+    if (!b || b->size - b->used < size) {
+        size_t bsize = size > 65536 ? size : 65536;
+        b = malloc(sizeof *b + bsize);
+        if (!b)
+            return NULL;
+        b->size = bsize;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += size;
+    memset(p, 0, size);
+    return p;
+}
+
+char *abc_arena_strndup(abc_arena *a, const char *s, size_t n)
+{
+    char *p = abc_arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+void *abc_vec_push(abc_vec *v)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        void *d = realloc(v->data, cap * v->item);
+        if (!d)
+            return NULL;
+        v->data = d;
+        v->cap = cap;
+    }
+    void *slot = (char *)v->data + v->n++ * v->item;
+    memset(slot, 0, v->item);
+    return slot;
+}
+
+void abc_vec_free(abc_vec *v)
+{
+    free(v->data);
+    v->data = NULL;
+    v->n = v->cap = 0;
+}
+
+void *abc_vec_move(abc_vec *v, abc_arena *a)
+{
+    void *p = NULL;
+    if (v->n) {
+        p = abc_arena_alloc(a, v->n * v->item);
+        if (p)
+            memcpy(p, v->data, v->n * v->item);
+    }
+    free(v->data);
+    v->data = NULL;
+    v->cap = 0;
+    return p;
+}
+
+static void buf_reserve(abc_buf *b, size_t extra)
+{
+    if (b->oom || b->n + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + extra + 1)
+        cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    b->s = s;
+    b->cap = cap;
+}
+
+void abc_buf_putn(abc_buf *b, const char *s, size_t n)
+{
+    buf_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+void abc_buf_puts(abc_buf *b, const char *s)
+{
+    abc_buf_putn(b, s, strlen(s));
+}
+
+void abc_buf_putc(abc_buf *b, char c)
+{
+    abc_buf_putn(b, &c, 1);
+}
+
+void abc_buf_printf(abc_buf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        abc_buf_putn(b, tmp, (size_t)n);
+        return;
+    }
+    buf_reserve(b, (size_t)n);
+    if (b->oom)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+}
