@@ -5,5 +5,7 @@
 #define MELODIST_CLI_COMMANDS_H
 
 int cmd_abc(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
 
 #endif

@@ -12,6 +12,8 @@ struct command {
 
 static const struct command commands[] = {
     {"abc", cmd_abc, "parse, check, normalise, analyse, transpose and render ABC notation"},
+    {"tokenize", cmd_tokenize, "encode text to token ids or pieces with a SentencePiece tokenizer.model"},
+    {"detokenize", cmd_detokenize, "decode token ids to text"},
 };
 
 static void usage(FILE *out)
