@@ -38,7 +38,8 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 
 size_t matmul_backward_scratch(int T, int IC, int OC)
 {
-    return (size_t)T * IC + (size_t)T * OC + (size_t)OC * IC + (size_t)IC * OC;
+    size_t prod = (size_t)(T > OC ? T : OC) * IC; /* dy W [T, IC] or dy^T x [OC, IC] */
+    return (size_t)T * IC + (size_t)T * OC + prod + (size_t)IC * OC;
 }
 
 struct transpose_job {
@@ -75,7 +76,7 @@ void matmul_backward(float *dx, float *dW, const float *dy, const float *x, cons
                      float *scratch)
 {
     float *xt = scratch, *dyt = xt + (size_t)T * IC, *prod = dyt + (size_t)T * OC;
-    float *wt = prod + (size_t)OC * IC;
+    float *wt = prod + (size_t)(T > OC ? T : OC) * IC;
     if (dx) {
         transpose(wt, W, OC, IC);
         struct nn_matrix m = {NN_F32, IC, OC, wt, NULL};

@@ -143,6 +143,59 @@ def cmd_adamw(path):
             failures.append("adamw " + name)
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", name
+        b, e = t["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype=np.float32).reshape(t["shape"]).astype(np.float64))
+    return out
+
+
+def internlm2_loss(w, cfg, tokens, targets, start):
+    """Mean cross-entropy of InternLM2 (HF modeling_internlm2 semantics) over targets >= 0, with attention
+    restricted to each token's document (keys start[t]..t) and RoPE positions counted from the document start."""
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = cfg["hidden_size"] // H
+    eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+    h = w["model.tok_embeddings.weight"][tokens]
+    for l in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % l
+        x = rmsnorm(h, w[p + "attention_norm.weight"], eps)
+        a = attention(x @ w[p + "attention.wqkv.weight"].T, start, H, KV, D, theta)
+        h = h + a @ w[p + "attention.wo.weight"].T
+        x = rmsnorm(h, w[p + "ffn_norm.weight"], eps)
+        f = torch.nn.functional.silu(x @ w[p + "feed_forward.w1.weight"].T) * (x @ w[p + "feed_forward.w3.weight"].T)
+        h = h + f @ w[p + "feed_forward.w2.weight"].T
+    h = rmsnorm(h, w["model.norm.weight"], eps)
+    out = w["model.tok_embeddings.weight"] if cfg.get("tie_word_embeddings") else w["output.weight"]
+    logits = h @ out.T
+    tgt = targets.clone()
+    tgt[tgt < 0] = -100
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+
+
+def cmd_model(path):
+    for case in sorted(os.listdir(path)):
+        d = os.path.join(path, case)
+        if not os.path.isfile(os.path.join(d, "grads.bin")):
+            continue
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        w = {k: v.requires_grad_(True) for k, v in read_safetensors(os.path.join(d, "model.safetensors")).items()}
+        g = read_dump(os.path.join(d, "grads.bin"))
+        loss = internlm2_loss(w, cfg, g["tokens"], g["targets"], g["start"])
+        loss.backward()
+        check("%s loss" % case, g["loss"], loss)
+        worst = max((check("%s %s" % (case, name), g[name], t.grad) for name, t in sorted(w.items())))
+        print("%s: %d tensors, worst gradient rel err %.3e" % (case, len(w), worst))
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[1] not in ("ops", "model", "adamw"):
         print(__doc__, file=sys.stderr)
