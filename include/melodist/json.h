@@ -1,0 +1,29 @@
+/* A small JSON reader (RFC 8259) producing a tree, for config.json, safetensors headers and index files.
+ * Lives in the model layer (src/model/json.c); layers above may use it too. */
+#ifndef MELODIST_JSON_H
+#define MELODIST_JSON_H
+
+#include <stddef.h>
+
+enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
+
+struct json {
+    enum json_type type;
+    int boolean;
+    double number;
+    char *string;        /* NUL-terminated UTF-8 (may contain NULs from \u0000; see len) */
+    size_t len;          /* string length in bytes */
+    size_t count;        /* number of array items or object members */
+    struct json *items;  /* array items, or object member values */
+    char **keys;         /* object member names (NUL-terminated) */
+};
+
+/* Parses exactly one JSON value from text[0..len) (surrounding whitespace allowed).
+ * Returns NULL on error with "line L column C: what" in err. Nesting is limited to 128 levels. */
+struct json *json_parse(const char *text, size_t len, char *err, size_t errlen);
+void json_free(struct json *value);
+
+/* Member of an object by name (the last one if repeated), or NULL. */
+const struct json *json_get(const struct json *object, const char *key);
+
+#endif
