@@ -6,8 +6,9 @@
  *   track 1..n     one per voice (name= or the voice id; the title for a single voice), channel 0, 1, ...
  *                  skipping the drum channel 9; program from `%%MIDI program [CHANNEL] N` in the tune header
  *                  or in that voice's music, else options.program. The expanded (played) events: repeats,
- *                  endings and parts unfolded, tied notes joined into one, rests silent. Grace notes take
- *                  a quarter of the following note, shared equally, on the beat (as abc2midi does).
+ *                  endings and parts unfolded, tied notes joined into one, rests silent. Each grace note
+ *                  lasts a quarter of the unit length L, on the beat, taken from the following note (at
+ *                  most half of it), as abc2midi plays them.
  *   track n+1      with options.chords, the accompaniment from the chord symbols ("Am7", "D/f#", "G7b9", and
  *                  Nottingham's "Cd" diminished / "Ca" augmented): a hit on every beat of every bar (beat: the
  *                  dotted quarter in 6/8 9/8 12/8, else 1/den of M:) and at every chord change; each hit

@@ -86,12 +86,11 @@ static int conductor(struct render *r, const abc_model *m)
     int rc = midi_add_track(r->mf, m->n_titles ? m->titles[0] : NULL);
     if (rc < 0)
         return rc;
-    /* Quarter notes per minute = bpm * beat / (1/4); default 120 like abc2midi. */
+    /* Quarter notes per minute = bpm * beat / (1/4); default 120 like abc2midi, which also truncates. */
     uint32_t usec = 500000;
     if (m->tempo.given && m->tempo.bpm > 0 && m->tempo.beat.num > 0) {
-        double q_per_min = m->tempo.bpm * 4.0 * abc_frac_to_double(m->tempo.beat);
-        double u = 60e6 / q_per_min;
-        usec = u < 1 ? 1 : u > 0xFFFFFF ? 0xFFFFFF : (uint32_t)(u + 0.5);
+        double u = 60e6 * (double)m->tempo.beat.den / (4.0 * m->tempo.bpm * (double)m->tempo.beat.num);
+        usec = u < 1 ? 1 : u > 0xFFFFFF ? 0xFFFFFF : (uint32_t)u;
     }
     rc = midi_tempo(r->mf, 0, 0, usec);
     int num = m->meter.num, den = m->meter.den;
@@ -147,13 +146,14 @@ static bool continue_tie(struct note_list *l, const abc_event *e)
 }
 
 /* The sounding notes of a voice's played events: ties joined, graces given time, rests dropped. */
-static int voice_notes(const abc_voice *v, struct note_list *out)
+static int voice_notes(const abc_voice *v, abc_frac unit, struct note_list *out)
 {
     abc_frac delay_at = abc_frac_make(-1, 1), delay = abc_frac_make(0, 1);
     for (size_t i = 0; i < v->n_played;) {
         const abc_event *e = &v->played[i];
         if (e->flags & ABC_EV_GRACE) {
-            /* A group of graces shares the first quarter of the note that follows it. */
+            /* Like abc2midi: each grace lasts a quarter of the unit length L, taken from the start of the
+             * note that follows (at most half of it). */
             size_t j = i;
             while (j < v->n_played && (v->played[j].flags & ABC_EV_GRACE) && abc_frac_eq(v->played[j].start, e->start))
                 j++;
@@ -164,9 +164,14 @@ static int voice_notes(const abc_voice *v, struct note_list *out)
             size_t slots = 0;
             for (size_t k = i; k < j; k++)
                 slots += k == i || v->played[k].chord < 0 || v->played[k].chord != v->played[k - 1].chord;
+            abc_frac each = abc_frac_mul(unit, abc_frac_make(1, 4));
+            delay = abc_frac_mul(each, abc_frac_make((int64_t)slots, 1));
+            abc_frac half = abc_frac_mul(v->played[j].dur, abc_frac_make(1, 2));
+            if (abc_frac_cmp(delay, half) > 0) {
+                delay = half;
+                each = abc_frac_div(delay, abc_frac_make((int64_t)slots, 1));
+            }
             delay_at = e->start;
-            delay = abc_frac_mul(v->played[j].dur, abc_frac_make(1, 4));
-            abc_frac each = abc_frac_div(delay, abc_frac_make((int64_t)slots, 1));
             abc_frac t = e->start;
             for (size_t k = i; k < j; k++) {
                 if (k > i && (v->played[k].chord < 0 || v->played[k].chord != v->played[k - 1].chord))
@@ -215,7 +220,7 @@ static int voice_tracks(struct render *r, const abc_tune *t, const abc_model *m,
         rc = track < 0 ? track : midi_program(r->mf, track, 0, channel, programs[v]);
         notes.n = 0;
         if (!rc)
-            rc = voice_notes(voice, &notes);
+            rc = voice_notes(voice, m->unit, &notes);
         for (size_t i = 0; i < notes.n && !rc; i++)
             rc = emit_note(r, track, channel, notes.items[i].start, notes.items[i].end, notes.items[i].pitch,
                            o->velocity);
@@ -264,6 +269,19 @@ static long chord_at(const abc_model *m, abc_frac t, long from)
     return k;
 }
 
+/* The end of the music: the last played event's end over all voices. */
+static abc_frac played_end(const abc_model *m)
+{
+    abc_frac end = abc_frac_make(0, 1);
+    for (size_t v = 0; v < m->n_voices; v++)
+        for (size_t i = 0; i < m->voices[v].n_played; i++) {
+            abc_frac e = abc_frac_add(m->voices[v].played[i].start, m->voices[v].played[i].dur);
+            if (abc_frac_cmp(e, end) > 0)
+                end = e;
+        }
+    return end;
+}
+
 static int accompaniment(struct render *r, const abc_model *m, size_t n_voices)
 {
     if (!m->n_chords_played)
@@ -282,12 +300,12 @@ static int accompaniment(struct render *r, const abc_model *m, size_t n_voices)
         valid[i] = midi_chord_parse(m->chords_played[i].text, &chords[i]);
 
     /* Walk the played bars; in each, the hits are the beats and the chord changes. */
-    abc_frac beat = beat_of(m->meter), bar_start = abc_frac_make(0, 1);
+    abc_frac beat = beat_of(m->meter), bar_start = abc_frac_make(0, 1), music_end = played_end(m);
     long current = -1, next_change = 0;
     for (size_t b = 0; !rc && b < m->n_play; b++) {
         abc_frac bar_end = abc_frac_add(bar_start, m->bars[m->play_order[b]].len);
-        if (abc_frac_cmp(bar_end, m->duration_played) > 0)
-            bar_end = m->duration_played;
+        if (abc_frac_cmp(bar_end, music_end) > 0)
+            bar_end = music_end;
         abc_frac t = bar_start, next_beat = abc_frac_add(bar_start, beat);
         bool first = true;
         while (!rc && abc_frac_cmp(t, bar_end) < 0) {

@@ -9,6 +9,9 @@ Expected lines (channels 0-based, as in the file):
   note TRACK CHANNEL PITCH ON OFF                          an exact note
   loose TRACK CHANNEL PITCH FROM TO                        a note sounding within [FROM, TO]
                                                            (grace notes and the notes they delay)
+  chordspan TRACK FROM TO PCMASK BASS                      on an accompaniment TRACK: within [FROM, TO]
+      only notes whose pitch class is in PCMASK (bit 0 = C), and a bass note (below C3 = 48) of pitch
+      class BASS at FROM; every note of the track must lie within one span
 Also checks what every file must satisfy: each note-off has a note-on, nothing is left sounding, at one tick
 a note's end comes before the same pitch starts again, and every track ends at the same tick.
 
@@ -80,17 +83,28 @@ def read_mftext(path):
 def main():
     expected_path, midi_path = sys.argv[1], sys.argv[2]
     facts, notes, problems = read_mftext(midi_path)
-    want_facts, want_notes, loose = [], collections.Counter(), []
+    want_facts, want_notes, loose, spans = [], collections.Counter(), [], []
     for line in open(expected_path, encoding="utf-8"):
         parts = line.rstrip("\n").split(" ")
         if parts[0] == "note":
             want_notes[tuple(int(x) for x in parts[1:6])] += 1
         elif parts[0] == "loose":
             loose.append(tuple(int(x) for x in parts[1:6]))
+        elif parts[0] == "chordspan":
+            spans.append(tuple(int(x) for x in parts[1:6]))
         elif parts[0] == "name":
             want_facts.append(("name", parts[1], " ".join(parts[2:])))
         elif parts[0]:
             want_facts.append(tuple(parts))
+    span_tracks = {s[0] for s in spans}
+    accompaniment = [n for n in notes.elements() if n[0] in span_tracks]
+    notes = collections.Counter(n for n in notes.elements() if n[0] not in span_tracks)
+    for track, chan, pitch, on, off in accompaniment:
+        if not any(t == track and lo <= on and off <= hi and mask >> (pitch % 12) & 1 for t, lo, hi, mask, _ in spans):
+            problems.append(f"accompaniment note {pitch} [{on}, {off}] outside the chord sounding then")
+    for track, lo, hi, mask, bass in spans:
+        if not any(n[0] == track and n[3] == lo and n[2] < 48 and n[2] % 12 == bass for n in accompaniment):
+            problems.append(f"no bass note of pitch class {bass} at {lo} on track {track}")
     missing = want_notes - notes
     extra = notes - want_notes
     for track, chan, pitch, lo, hi in loose:
@@ -106,7 +120,7 @@ def main():
         problems.append(f"unexpected note (track, chan, pitch, on, off) = {n}")
     if sorted(facts) != sorted(want_facts):
         problems.append(f"meta/program events differ:\n  mftext:   {sorted(facts)}\n  expected: {sorted(want_facts)}")
-    total = sum(want_notes.values()) + len(loose)
+    total = sum(want_notes.values()) + len(loose) + len(accompaniment)
     if problems:
         print(f"{midi_path}: {len(problems)} problems ({len(missing)} missing, {len(extra)} unexpected of {total} notes)")
         print("\n".join(problems[:30]))
