@@ -328,6 +328,7 @@ typedef struct abc_bar {
     const char *part;        /* P: label when a part starts with this bar, else NULL */
     abc_bar_style end_style; /* style of the bar line that closes the bar */
     bool closed;             /* a bar line closes it (false for the unfinished last bar) */
+    abc_meter meter;         /* meter in force when the bar starts */
     int line, col;           /* position of the bar's first element */
     size_t first_event, n_events; /* the bar's events in its voice's events[] */
 } abc_bar;

@@ -88,6 +88,7 @@ static voice_state *new_voice(builder *b, const char *id)
     if (!bar)
         return NULL;
     bar->start = (abc_frac){0, 1};
+    bar->meter = v->meter;
     return v;
 }
 
@@ -357,6 +358,7 @@ static void close_bar(builder *b, voice_state *v, const abc_element *e)
     if (!nb)
         return;
     nb->start = v->t;
+    nb->meter = v->meter;
     nb->first_event = v->events.n;
     nb->repeat_start = e->u.bar.repeat_start;
     nb->line = e->line;
@@ -443,10 +445,14 @@ static void apply_field(builder *b, voice_state *v, char key, const char *value,
             warn(b, line, col, ABC_ERROR, "meter", "write e.g. M:6/8, M:C, M:C| or M:none", err);
             return;
         }
-        if (header)
+        if (header) {
             b->meter = m;
-        else
+        } else {
             v->meter = m;
+            abc_bar *bar = cur_bar(v);
+            if (v->events.n == bar->first_event)
+                bar->meter = m;
+        }
         break;
     }
     case 'L': {
@@ -462,8 +468,13 @@ static void apply_field(builder *b, voice_state *v, char key, const char *value,
         break;
     }
     case 'P':
-        if (!header && v)
-            v->pending_part = value;
+        if (!header && v) {
+            abc_bar *bar = cur_bar(v);
+            if (v->events.n == bar->first_event && abc_frac_eq(v->t, bar->start))
+                bar->part = value;
+            else
+                v->pending_part = value;
+        }
         break;
     default:
         break;

@@ -436,9 +436,16 @@ static void parse_music_line(parser *p, size_t i, size_t end)
             }
             break;
         }
-        case '+':
-            i = parse_delimited(p, i, end, '+', ABC_EL_DECORATION, '+', "decoration");
+        case '+': {
+            size_t j = i + 1;
+            while (j < end && (isalnum((unsigned char)p->s[j]) || strchr(".<>_-", p->s[j])))
+                j++;
+            if (j < end && p->s[j] == '+' && j > i + 1)
+                i = parse_delimited(p, i, end, '+', ABC_EL_DECORATION, '+', "decoration");
+            else
+                i = unknown_char(p, i, "write decorations as !name!", "stray '+'");
             break;
+        }
         case '$':
             push_el(p, ABC_EL_SCORE_BREAK, i, 1);
             i++;

@@ -2,9 +2,12 @@
  *   X <x>
  *   V <voice index> then one line per note: <pitch> <start tick> <duration tick>
  * Played order (repeats, endings, parts expanded), tied notes merged, grace notes and rests left out,
- * 480 ticks per quarter note (abc2midi's default). Usage: abc_events FILE.abc */
+ * 480 ticks per quarter note (abc2midi's default). Usage: abc_events FILE.abc [STRIPPED.abc]
+ * With STRIPPED.abc, also writes a copy of the file with every decoration blanked out (same line/col), so
+ * that abc2midi, which plays ornaments, staccato and fermatas, can be compared with decorations off. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "melodist/abc.h"
 #include "test_util.h"
@@ -14,7 +17,6 @@
 static void print_voice(const abc_voice *v, int index)
 {
     printf("V %d\n", index);
-    int64_t *end = calloc(v->n_played ? v->n_played : 1, sizeof *end);
     int open[128]; /* index of a tied note still sounding, per pitch */
     for (int p = 0; p < 128; p++)
         open[p] = -1;
@@ -25,7 +27,7 @@ static void print_voice(const abc_voice *v, int index)
         if (e->flags & (ABC_EV_REST | ABC_EV_GRACE))
             continue;
         int p = e->pitch;
-        if (open[p] >= 0 && (e->flags & ABC_EV_TIED) && abc_frac_eq(notes[open[p]].start, notes[open[p]].start)) {
+        if (open[p] >= 0 && (e->flags & ABC_EV_TIED)) {
             abc_event *o = &notes[open[p]];
             o->dur = abc_frac_sub(abc_frac_add(e->start, e->dur), o->start);
         } else {
@@ -41,13 +43,32 @@ static void print_voice(const abc_voice *v, int index)
         printf("%d %lld %lld\n", notes[i].pitch, (long long)s, (long long)d);
     }
     free(notes);
-    free(end);
+}
+
+static int write_stripped(const abc_file *f, const char *path)
+{
+    char *copy = malloc(f->text_len + 1);
+    if (!copy)
+        return 2;
+    memcpy(copy, f->text, f->text_len);
+    for (size_t t = 0; t < f->n_tunes; t++)
+        for (size_t i = 0; i < f->tunes[t].n_body; i++) {
+            const abc_element *e = &f->tunes[t].body[i];
+            if (e->kind == ABC_EL_DECORATION)
+                memset(copy + e->src_off, ' ', e->src_len);
+        }
+    FILE *fp = fopen(path, "wb");
+    int rc = fp && fwrite(copy, 1, f->text_len, fp) == f->text_len ? 0 : 2;
+    if (fp && fclose(fp))
+        rc = 2;
+    free(copy);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: abc_events FILE.abc\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: abc_events FILE.abc [STRIPPED.abc]\n");
         return 2;
     }
     size_t len;
@@ -58,6 +79,10 @@ int main(int argc, char **argv)
     free(buf);
     if (!f)
         return 2;
+    if (argc == 3 && write_stripped(f, argv[2])) {
+        fprintf(stderr, "abc_events: cannot write %s\n", argv[2]);
+        return 2;
+    }
     for (size_t t = 0; t < f->n_tunes; t++) {
         abc_model *m = abc_model_new(f, t, NULL);
         if (!m)

@@ -1,0 +1,241 @@
+/* Validator: header rules, field letters, bar lengths against the meter, balance of slurs, ties, tuplets,
+ * grace groups and endings. Syntax errors come from the parser, field values from the model builder. */
+#include <string.h>
+
+#include "abc_internal.h"
+#include "model_internal.h"
+
+static const char known_fields[] = "ABCDFGHIKLMmNOPQRrSsTUVWwXZ+";
+static const char body_fields[] = "IKLMmNPQRrsTUVWw+";
+
+static void check_header(const abc_file *f, size_t index, abc_diags *out)
+{
+    const abc_tune *t = &f->tunes[index];
+    int ti = (int)index;
+    bool have_t = false, have_k = false;
+    for (size_t i = 0; i < t->n_header; i++) {
+        const abc_field *fl = &t->header[i];
+        if (fl->key == '%' || fl->key == '#')
+            continue;
+        if (fl->key == 'T')
+            have_t = true;
+        if (fl->key == 'K')
+            have_k = true;
+        if (fl->key == 'X' && i > 0)
+            abc_diags_add(out, ABC_ERROR, fl->line, fl->col, ti, "header", "start each tune with one X: line",
+                          "X: must be the first field of a tune");
+        if (!strchr(known_fields, fl->key))
+            abc_diags_add(out, ABC_WARNING, fl->line, fl->col, ti, "field",
+                          "use a standard field letter, or a comment (%) for private data", "unknown field '%c:'",
+                          fl->key);
+    }
+    if (!have_t && t->n_header)
+        abc_diags_add(out, ABC_WARNING, t->header[0].line, t->header[0].col, ti, "header",
+                      "add a title, e.g. T:My Tune, after X:", "tune without a T: title");
+    (void)have_k; /* a missing K: is reported by the parser */
+    for (size_t i = 0; i < t->n_body; i++) {
+        const abc_element *e = &t->body[i];
+        if (e->kind != ABC_EL_FIELD)
+            continue;
+        char k = e->u.field.key;
+        if (!strchr(known_fields, k))
+            abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "field",
+                          "use a standard field letter, or a comment (%) for private data", "unknown field '%c:'", k);
+        else if (!strchr(body_fields, k))
+            abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "header",
+                          "move it into the tune header, before K:", "field '%c:' is only allowed in the header", k);
+    }
+    for (size_t j = 0; j < index; j++)
+        if (f->tunes[j].x == t->x && t->x >= 0) {
+            abc_diags_add(out, ABC_WARNING, t->first_line, 1, ti, "header", "give every tune its own X: number",
+                          "X:%d is used by an earlier tune", t->x);
+            break;
+        }
+}
+
+/* Slurs, tuplets, grace groups and endings in written order (per tune; voices share the counters). */
+static void check_balance(const abc_file *f, size_t index, abc_diags *out)
+{
+    const abc_tune *t = &f->tunes[index];
+    int ti = (int)index;
+    int slur_depth = 0, tup_left = 0;
+    const abc_element *slur_open[64], *tuplet = NULL, *grace = NULL;
+    int grace_notes = 0, last_ending = 0;
+    bool in_chord = false;
+    for (size_t i = 0; i < t->n_body; i++) {
+        const abc_element *e = &t->body[i];
+        switch (e->kind) {
+        case ABC_EL_SLUR_BEGIN:
+            if (slur_depth < 64)
+                slur_open[slur_depth] = e;
+            slur_depth++;
+            break;
+        case ABC_EL_SLUR_END:
+            if (slur_depth == 0)
+                abc_diags_add(out, ABC_ERROR, e->line, e->col, ti, "slur", "remove it or add the opening (",
+                              "')' closes no slur");
+            else
+                slur_depth--;
+            break;
+        case ABC_EL_TUPLET:
+            if (tup_left > 0)
+                abc_diags_add(out, ABC_WARNING, tuplet->line, tuplet->col, ti, "tuplet",
+                              "give the tuplet all its notes before starting another",
+                              "tuplet (%d has %d note(s) missing", tuplet->u.tuplet.p, tup_left);
+            tuplet = e;
+            tup_left = e->u.tuplet.r;
+            break;
+        case ABC_EL_NOTE:
+        case ABC_EL_REST:
+        case ABC_EL_CHORD_END:
+            if (grace) {
+                grace_notes++;
+                break;
+            }
+            if (e->kind == ABC_EL_CHORD_END)
+                in_chord = false;
+            else if (in_chord)
+                break; /* a note inside a chord counts with the chord */
+            if (tup_left > 0)
+                tup_left--;
+            break;
+        case ABC_EL_CHORD_BEGIN:
+            in_chord = true;
+            break;
+        case ABC_EL_GRACE_BEGIN:
+            grace = e;
+            grace_notes = 0;
+            break;
+        case ABC_EL_GRACE_END:
+            if (grace && grace_notes == 0)
+                abc_diags_add(out, ABC_ERROR, grace->line, grace->col, ti, "grace", "put notes inside { }",
+                              "empty grace group");
+            grace = NULL;
+            break;
+        case ABC_EL_ENDING: {
+            int first = e->u.ending.text[0] ? (int)(e->u.ending.text[0] - '0') : 0;
+            if (first > 1 && last_ending == 0)
+                abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "repeat",
+                              "the endings of a repeat are numbered [1, [2, ...", "ending %s without a first ending",
+                              e->u.ending.text);
+            last_ending = first;
+            break;
+        }
+        case ABC_EL_BAR:
+            if (e->u.bar.repeat_start)
+                last_ending = 0;
+            break;
+        case ABC_EL_FIELD:
+            if (e->u.field.key == 'V') {
+                slur_depth = 0;
+                tup_left = 0;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    for (int k = 0; k < slur_depth && k < 64; k++)
+        abc_diags_add(out, ABC_ERROR, slur_open[k]->line, slur_open[k]->col, ti, "slur", "close it with )",
+                      "slur '(' is never closed");
+    if (tup_left > 0)
+        abc_diags_add(out, ABC_ERROR, tuplet->line, tuplet->col, ti, "tuplet", "add the missing notes or fix the tuplet number",
+                      "tuplet (%d has %d note(s) missing at the end of the tune", tuplet->u.tuplet.p, tup_left);
+}
+
+static void check_ties(const abc_model *m, int ti, abc_diags *out)
+{
+    for (size_t vi = 0; vi < m->n_voices; vi++) {
+        const abc_voice *v = &m->voices[vi];
+        for (size_t i = 0; i < v->n_events; i++) {
+            const abc_event *e = &v->events[i];
+            if (!(e->flags & ABC_EV_TIE) || (e->flags & ABC_EV_GRACE))
+                continue;
+            /* the tie needs a note of the same pitch in the next group */
+            abc_frac end = abc_frac_add(e->start, e->dur);
+            bool found = false;
+            for (size_t k = i + 1; k < v->n_events && !found; k++) {
+                const abc_event *n = &v->events[k];
+                if (n->flags & ABC_EV_GRACE)
+                    continue;
+                int c = abc_frac_cmp(n->start, end);
+                if (c > 0)
+                    break;
+                found = c == 0 && n->pitch == e->pitch && !(n->flags & ABC_EV_REST);
+            }
+            if (!found)
+                abc_diags_add(out, ABC_ERROR, e->line, e->col, ti, "tie",
+                              "a tie '-' joins two notes of the same pitch; remove it or fix the next note",
+                              "tie to nothing");
+        }
+    }
+}
+
+static bool at_boundary(const abc_bar *b)
+{
+    return b->repeat_start || b->repeat_end || b->ending || b->part || b->end_style != ABC_BAR_SINGLE;
+}
+
+static void check_bars(const abc_model *m, int ti, abc_diags *out)
+{
+    for (size_t vi = 0; vi < m->n_voices; vi++) {
+        const abc_voice *v = &m->voices[vi];
+        for (size_t i = 0; i < v->n_bars; i++) {
+            const abc_bar *b = &v->bars[i];
+            abc_frac full = abc_meter_bar_length(b->meter);
+            if (full.num == 0 || b->n_events == 0)
+                continue;
+            bool multibar = false;
+            for (size_t k = 0; k < b->n_events && !multibar; k++)
+                multibar = v->events[b->first_event + k].flags & ABC_EV_MULTIBAR;
+            if (multibar)
+                continue;
+            int c = abc_frac_cmp(b->len, full);
+            if (c == 0)
+                continue;
+            if (c < 0) {
+                bool first = i == 0, last = i + 1 == v->n_bars;
+                bool boundary = at_boundary(b) || (i + 1 < v->n_bars && at_boundary(&v->bars[i + 1])) ||
+                                (i > 0 && at_boundary(&v->bars[i - 1]));
+                bool meter_change = i + 1 < v->n_bars && abc_frac_cmp(abc_meter_bar_length(v->bars[i + 1].meter), full) != 0;
+                if (first || last || boundary || meter_change)
+                    continue;
+            }
+            const abc_event *e = &v->events[b->first_event];
+            abc_diags_add(out, ABC_ERROR, e->line, e->col, ti, "bar-length",
+                          c > 0 ? "remove notes or shorten them, or fix the meter"
+                                : "add notes or lengthen them, or fix the meter",
+                          "bar %d is %lld/%lld long, the meter wants %lld/%lld", b->number, (long long)b->len.num,
+                          (long long)b->len.den, (long long)full.num, (long long)full.den);
+        }
+    }
+}
+
+size_t abc_validate_tune(const abc_file *f, size_t index, abc_diags *out)
+{
+    if (index >= f->n_tunes)
+        return 0;
+    size_t before = out->n_errors;
+    check_header(f, index, out);
+    check_balance(f, index, out);
+    abc_model *m = abc_model_new(f, index, out);
+    if (m) {
+        check_ties(m, (int)index, out);
+        check_bars(m, (int)index, out);
+        abc_model_free(m);
+    }
+    return out->n_errors - before;
+}
+
+size_t abc_validate_file(const abc_file *f, abc_diags *out)
+{
+    size_t before = out->n_errors;
+    for (size_t i = 0; i < f->diags.n; i++) {
+        const abc_diag *d = &f->diags.items[i];
+        abc_diags_add(out, d->severity, d->line, d->col, d->tune, d->category, d->hint, "%s", d->message);
+    }
+    for (size_t i = 0; i < f->n_tunes; i++)
+        abc_validate_tune(f, i, out);
+    abc_diags_sort(out);
+    return out->n_errors - before;
+}
