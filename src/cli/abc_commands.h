@@ -3,4 +3,7 @@
 #ifndef MELODIST_CLI_ABC_COMMANDS_H
 #define MELODIST_CLI_ABC_COMMANDS_H
 
+int abc_cmd_midi(int argc, char **argv);
+int abc_cmd_wav(int argc, char **argv);
+
 #endif

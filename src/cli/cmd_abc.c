@@ -12,6 +12,8 @@ struct abc_subcommand {
 };
 
 static const struct abc_subcommand subcommands[] = {
+    {"midi", abc_cmd_midi, "write a tune as a Standard MIDI File (-o OUT.mid, --tune X, --chords)"},
+    {"wav", abc_cmd_wav, "render a tune to WAV audio through FluidSynth (-o OUT.wav, --tune X)"},
     {NULL, NULL, NULL}, /* subcommands are added above this line */
 };
 

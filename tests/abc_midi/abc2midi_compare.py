@@ -10,7 +10,7 @@ hornpipes it swings, its %%MIDI drum track).
 
 usage: abc2midi_compare.py MELODIST WORKDIR [--min-agree FRACTION] [--sample N] FILE.abc...
   --sample N   every tune of the file when N is 0, else N tunes spread evenly over it
-exit 0 when the fraction of agreeing tunes is at least --min-agree (default 1.0)
+exit 0 when the fraction of agreeing tunes is at least --min-agree (default 1.0), 77 when an input is missing
 """
 import argparse
 import collections
@@ -118,6 +118,9 @@ def main():
     ap.add_argument("--sample", type=int, default=0)
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
+    if not all(os.path.exists(f) for f in args.files):
+        print("abc2midi_compare: SKIP: input missing (the shared corpus is at ../shared/data)")
+        return 77
     os.makedirs(args.work, exist_ok=True)
     counts = collections.Counter()
     failures = []
