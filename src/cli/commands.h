@@ -7,5 +7,8 @@
 int cmd_abc(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

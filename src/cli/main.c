@@ -14,6 +14,9 @@ static const struct command commands[] = {
     {"abc", cmd_abc, "parse, check, normalise, analyse, transpose and render ABC notation"},
     {"tokenize", cmd_tokenize, "encode text to token ids or pieces with a SentencePiece tokenizer.model"},
     {"detokenize", cmd_detokenize, "decode token ids to text"},
+    {"info", cmd_info, "show an InternLM2 checkpoint's configuration, size and memory needs"},
+    {"quantize", cmd_quantize, "rewrite an InternLM2 checkpoint as q8, q4, bf16, f16 or f32"},
+    {"generate", cmd_generate, "continue a text prompt with an InternLM2 model"},
 };
 
 static void usage(FILE *out)
