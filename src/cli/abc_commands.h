@@ -3,6 +3,9 @@
 #ifndef MELODIST_CLI_ABC_COMMANDS_H
 #define MELODIST_CLI_ABC_COMMANDS_H
 
+int abc_cmd_check(int argc, char **argv);
+int abc_cmd_fmt(int argc, char **argv);
+int abc_cmd_info(int argc, char **argv);
 int abc_cmd_midi(int argc, char **argv);
 int abc_cmd_wav(int argc, char **argv);
 

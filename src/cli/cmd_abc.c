@@ -12,6 +12,9 @@ struct abc_subcommand {
 };
 
 static const struct abc_subcommand subcommands[] = {
+    {"check", abc_cmd_check, "validate tunes: syntax, header, bar lengths, repeats, slurs/ties/tuplets (--json)"},
+    {"fmt", abc_cmd_fmt, "print tunes in the canonical layout (-o OUT, --tune X)"},
+    {"info", abc_cmd_info, "title, key, meter, tempo, bars, voices, duration of each tune (--json)"},
     {"midi", abc_cmd_midi, "write a tune as a Standard MIDI File (-o OUT.mid, --tune X, --chords)"},
     {"wav", abc_cmd_wav, "render a tune to WAV audio through FluidSynth (-o OUT.wav, --tune X)"},
     {NULL, NULL, NULL}, /* subcommands are added above this line */

@@ -1,0 +1,117 @@
+/* Input and output helpers of the core 'melodist abc' commands. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "abc_input.h"
+
+static char *read_stream(FILE *fp, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (n < cap) {
+            if (ferror(fp)) {
+                free(buf);
+                return NULL;
+            }
+            break;
+        }
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            return NULL;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    *len = n;
+    return buf;
+}
+
+const char *abc_input_name(const char *path)
+{
+    return !path || !strcmp(path, "-") ? "<stdin>" : path;
+}
+
+abc_file *abc_input_parse(const char *command, const char *path)
+{
+    bool is_stdin = !path || !strcmp(path, "-");
+    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "melodist abc %s: cannot open %s: %s\n", command, path, strerror(errno));
+        return NULL;
+    }
+    size_t len = 0;
+    char *buf = read_stream(fp, &len);
+    int err = errno;
+    if (!is_stdin)
+        fclose(fp);
+    if (!buf) {
+        fprintf(stderr, "melodist abc %s: cannot read %s: %s\n", command, abc_input_name(path), strerror(err));
+        return NULL;
+    }
+    abc_file *f = abc_parse(buf, len);
+    free(buf);
+    if (!f)
+        fprintf(stderr, "melodist abc %s: out of memory reading %s\n", command, abc_input_name(path));
+    return f;
+}
+
+void abc_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+bool abc_input_tune_arg(const char *command, const char *s, int *x)
+{
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || v < 0 || v > 1000000000) {
+        fprintf(stderr, "melodist abc %s: --tune needs a tune number (the X: value)\n", command);
+        return false;
+    }
+    *x = (int)v;
+    return true;
+}
+
+bool abc_write_atomic(const char *command, const char *path, const char *data, size_t len)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return false;
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    bool ok = fp && fwrite(data, 1, len, fp) == len;
+    if (fp && fclose(fp))
+        ok = false;
+    else if (!fp && fd >= 0)
+        close(fd);
+    if (ok && rename(tmp, path))
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "melodist abc %s: cannot write %s: %s\n", command, path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok;
+}

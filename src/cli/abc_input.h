@@ -1,0 +1,22 @@
+/* Input and output helpers shared by the core 'melodist abc' commands (check, fmt, info). */
+#ifndef MELODIST_CLI_ABC_INPUT_H
+#define MELODIST_CLI_ABC_INPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "melodist/abc.h"
+
+/* Read and parse `path` ("-" or NULL: stdin). Prints "<command>: cannot read ..." and returns NULL on failure. */
+abc_file *abc_input_parse(const char *command, const char *path);
+/* The display name of an input path. */
+const char *abc_input_name(const char *path);
+/* Write s as a JSON string literal. */
+void abc_json_string(FILE *out, const char *s);
+/* Parse --tune's value; false (with a message) when it is not a number. */
+bool abc_input_tune_arg(const char *command, const char *s, int *x);
+/* Write data to path atomically (temp file + rename); false with a message on failure. */
+bool abc_write_atomic(const char *command, const char *path, const char *data, size_t len);
+
+#endif
