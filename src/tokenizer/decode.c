@@ -1,6 +1,6 @@
 /* Decoding, as SentencePieceProcessor::Decode: control pieces give nothing, <unk> its surface (" ⁇ "),
  * other pieces their text with U+2581 -> ' ' (the first piece loses one leading U+2581 when the model adds a
- * dummy prefix or removes extra whitespace); runs of byte pieces are reassembled and read one UTF-8
+ * dummy prefix or removes extra whitespace; see put_token for exactly when); runs of byte pieces are reassembled and read one UTF-8
  * character at a time, each malformed byte giving U+FFFD.
  *
  * Everything goes through the streaming decoder, which holds back a byte run only while its first
@@ -19,7 +19,9 @@ struct tok_stream {
     unsigned flags;
     unsigned char pending[4]; /* bytes of a byte-piece run not yet decoded */
     size_t n_pending;
-    bool wrote_any; /* SentencePiece strips the dummy prefix only while the text is still empty */
+    /* SentencePiece strips a leading U+2581 (the dummy prefix) from pieces until text has been written or,
+     * without remove_extra_whitespaces, until one has been stripped: past_bos then stays set. */
+    bool wrote_any, bos_ws_seen, past_bos;
     tok_buf out;
 };
 
@@ -73,13 +75,14 @@ static int drain_bytes(tok_stream *s, bool run_ended)
     return 0;
 }
 
-static int put_piece_text(tok_stream *s, const char *p, size_t len)
+static int put_piece_text(tok_stream *s, const char *p, size_t len, bool is_bos_ws)
 {
     const mt_tokenizer *t = s->t;
-    if (!s->wrote_any && (t->add_dummy_prefix || t->remove_extra_whitespaces) && len >= 3 &&
+    if (is_bos_ws && (t->add_dummy_prefix || t->remove_extra_whitespaces) && len >= 3 &&
         !memcmp(p, "\xE2\x96\x81", 3)) {
         p += 3;
         len -= 3;
+        s->bos_ws_seen = !t->remove_extra_whitespaces;
     }
     size_t start = s->out.n;
     for (size_t i = 0; i < len;) {
@@ -105,6 +108,10 @@ static int put_piece_text(tok_stream *s, const char *p, size_t len)
 static int put_token(tok_stream *s, int id)
 {
     const mt_tokenizer *t = s->t;
+    if (s->bos_ws_seen || s->wrote_any)
+        s->past_bos = true;
+    bool is_bos_ws = !s->past_bos;
+    s->bos_ws_seen = false;
     const char *name = tok_special_name(t, id);
     if (name && (s->flags & TOK_SKIP_SPECIAL))
         return 0;
@@ -120,7 +127,7 @@ static int put_token(tok_stream *s, int id)
             s->wrote_any = true;
         return tok_buf_put(&s->out, t->unk_surface, t->unk_surface_len);
     default:
-        return put_piece_text(s, t->blob + t->offset[id], t->len[id]);
+        return put_piece_text(s, t->blob + t->offset[id], t->len[id], is_bos_ws);
     }
 }
 
@@ -158,7 +165,7 @@ int tok_stream_finish(tok_stream *s, const char **text, size_t *len)
     *text = s->out.n ? s->out.p : "";
     *len = s->out.n;
     s->n_pending = 0;
-    s->wrote_any = false;
+    s->wrote_any = s->bos_ws_seen = s->past_bos = false;
     return rc;
 }
 

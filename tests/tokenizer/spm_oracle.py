@@ -205,6 +205,71 @@ def check_model(melodist, model, work, tag, lines_path, lines, id_lines_n, seed)
     return ok
 
 
+def varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, i
+
+
+def enc_varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def fields(b):
+    """Top-level protobuf fields of b as (number, wire, raw bytes of the whole field, payload)."""
+    i = 0
+    while i < len(b):
+        start = i
+        key, i = varint(b, i)
+        wire = key & 7
+        if wire == 0:
+            _, i = varint(b, i)
+            payload = None
+        elif wire == 2:
+            n, i = varint(b, i)
+            payload = b[i:i + n]
+            i += n
+        elif wire == 5:
+            i += 4
+            payload = None
+        else:
+            raise ValueError("unexpected wire type")
+        yield key >> 3, wire, b[start:i], payload
+
+
+def mark_unused(model, out_path, every):
+    """Copy of a model with every `every`-th NORMAL multi-character piece turned UNUSED (type 5), which
+    SentencePiece's BPE still merges through and then splits back (resegmentation)."""
+    with open(model, "rb") as f:
+        data = f.read()
+    out, k = bytearray(), 0
+    for number, wire, raw, payload in fields(data):
+        if number == 1:
+            sub = list(fields(payload))
+            types = [varint(r, 1)[0] for n, w, r, p in sub if n == 3]
+            text = [p for n, w, r, p in sub if n == 1][0]
+            if (not types or types[-1] == 1) and len(text.decode("utf-8", "replace")) > 1:
+                k += 1
+                if k % every == 0:
+                    piece = b"".join(r for n, w, r, p in sub if n != 3) + bytes([3 << 3]) + enc_varint(5)
+                    raw = bytes([1 << 3 | 2]) + enc_varint(len(piece)) + piece
+        out += raw
+    with open(out_path, "wb") as f:
+        f.write(out)
+    return out_path
+
+
 def train(work, corpus, tag, extra):
     prefix = os.path.join(work, tag)
     args = ["spm_train", f"--input={corpus}", f"--model_prefix={prefix}", "--model_type=bpe",
@@ -251,9 +316,15 @@ def main():
                              "--allow_whitespace_only_pieces=true", "--split_digits=true", "--character_coverage=0.9995"]),
         ("nfkc-bytes", ["--vocab_size=2000", "--byte_fallback=true", specials]),
         ("nfkc-unk", ["--vocab_size=1000", "--character_coverage=0.98", specials]),
+        ("identity-dummy-prefix", ["--vocab_size=2500", "--byte_fallback=true", specials,
+                                   "--normalization_rule_name=identity", "--remove_extra_whitespaces=false"]),
+        ("ws-suffix", ["--vocab_size=2000", "--byte_fallback=true", "--treat_whitespace_as_suffix=true"]),
     ]
+    models = []
     for i, (tag, extra) in enumerate(variants):
-        model = train(work, corpus, tag, extra)
+        models.append((tag, train(work, corpus, tag, extra)))
+    models.append(("unused-pieces", mark_unused(models[0][1], os.path.join(work, "unused-pieces.model"), 5)))
+    for i, (tag, model) in enumerate(models):
         ok &= check_model(melodist, model, work, tag, lines_path, lines, 1500, seed=6 + i)
     print("all identical" if ok else "MISMATCHES (see above)")
     return 0 if ok else 1
