@@ -718,6 +718,7 @@ abc_model *abc_model_new(const abc_file *f, size_t index, abc_diags *diags)
     b.unit = (abc_frac){1, 8};
     m->x = f->tunes[index].x;
     m->duration = (abc_frac){0, 1};
+    m->duration_played = (abc_frac){0, 1};
     read_header(&b);
     walk_body(&b);
     if (!b.voices.n)

@@ -171,9 +171,16 @@ static void check_ties(const abc_model *m, int ti, abc_diags *out)
     }
 }
 
-static bool at_boundary(const abc_bar *b)
+/* Is there a section boundary (repeat sign, ending, part, double bar) at the start or the end of bar i?
+ * A bar may be short there: it pairs with a short bar on the other side of the repeat. */
+static bool at_boundary(const abc_bar *bars, size_t n, size_t i)
 {
-    return b->repeat_start || b->repeat_end || b->ending || b->part || b->end_style != ABC_BAR_SINGLE;
+    const abc_bar *b = &bars[i];
+    bool start = b->repeat_start || b->ending || b->part ||
+                 (i > 0 && (bars[i - 1].repeat_end || bars[i - 1].end_style != ABC_BAR_SINGLE));
+    bool end = b->repeat_end || b->end_style != ABC_BAR_SINGLE ||
+               (i + 1 < n && (bars[i + 1].repeat_start || bars[i + 1].ending || bars[i + 1].part));
+    return start || end;
 }
 
 static void check_bars(const abc_model *m, int ti, abc_diags *out)
@@ -195,8 +202,7 @@ static void check_bars(const abc_model *m, int ti, abc_diags *out)
                 continue;
             if (c < 0) {
                 bool first = i == 0, last = i + 1 == v->n_bars;
-                bool boundary = at_boundary(b) || (i + 1 < v->n_bars && at_boundary(&v->bars[i + 1])) ||
-                                (i > 0 && at_boundary(&v->bars[i - 1]));
+                bool boundary = at_boundary(v->bars, v->n_bars, i);
                 bool meter_change = i + 1 < v->n_bars && abc_frac_cmp(abc_meter_bar_length(v->bars[i + 1].meter), full) != 0;
                 if (first || last || boundary || meter_change)
                     continue;

@@ -1,0 +1,69 @@
+/* Must-show 1: every tune of the collections parses and validates without a crash, and every diagnostic
+ * points into the file (1 <= line <= lines in the file, col >= 1) with a category and a message.
+ * Usage: abc_corpus FILE.abc...   exit 77 when no file exists. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "melodist/abc.h"
+#include "test_util.h"
+
+int main(int argc, char **argv)
+{
+    size_t files = 0, tunes = 0, invalid = 0, errors = 0, warnings = 0, bad = 0;
+    for (int a = 1; a < argc; a++) {
+        if (access(argv[a], R_OK))
+            continue;
+        size_t len;
+        char *buf = test_read_file(argv[a], &len);
+        if (!buf)
+            return 1;
+        files++;
+        int lines = 1;
+        for (size_t i = 0; i < len; i++)
+            lines += buf[i] == '\n';
+        abc_file *f = abc_parse(buf, len);
+        free(buf);
+        if (!f) {
+            fprintf(stderr, "%s: parse returned NULL\n", argv[a]);
+            return 1;
+        }
+        abc_diags d;
+        abc_diags_init(&d);
+        abc_validate_file(f, &d);
+        tunes += f->n_tunes;
+        errors += d.n_errors;
+        warnings += d.n_warnings;
+        char *tune_bad = calloc(f->n_tunes + 1, 1);
+        for (size_t i = 0; i < d.n; i++) {
+            const abc_diag *g = &d.items[i];
+            if (g->line < 1 || g->line > lines || g->col < 1 || !g->category || !*g->message) {
+                if (bad++ < 10)
+                    fprintf(stderr, "%s: diagnostic without a valid position: %d:%d %s\n", argv[a], g->line, g->col,
+                            g->message);
+            }
+            if (g->severity == ABC_ERROR && g->tune >= 0 && !tune_bad[g->tune]) {
+                tune_bad[g->tune] = 1;
+                invalid++;
+            }
+        }
+        if (a == 1 || invalid) {
+            char line[1024];
+            for (size_t i = 0; i < d.n && i < 3; i++) {
+                abc_diag_format(&d.items[i], argv[a], line, sizeof line);
+                printf("example: %s\n", line);
+            }
+        }
+        free(tune_bad);
+        abc_diags_free(&d);
+        abc_file_free(f);
+    }
+    if (!files) {
+        printf("SKIP: no ABC collection found\n");
+        return 77;
+    }
+    printf("files %zu, tunes %zu, tunes with errors %zu, errors %zu, warnings %zu, badly placed %zu\n", files, tunes,
+           invalid, errors, warnings, bad);
+    return bad || tunes < 10000 ? 1 : 0;
+}
