@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "melodist/model.h"
+#include "melodist/optim.h"
+#include "melodist/tokenizer.h"
 
 /* ---- the model under training ---- */
 
@@ -64,5 +66,119 @@ double train_forward_backward(struct train_model *tm, const int32_t *tokens, con
 /* Forward only: the summed loss over scored targets. */
 double train_forward_loss(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                           const int32_t *start, const int32_t *pos);
+
+/* ---- data ----
+ * A corpus is a list of documents of token ids, each BOS + tokens + EOS, with a per-token flag saying
+ * whether the token is a training target (chat data: only the assistant's tokens). It is built once from
+ * the sources into a cache file and memory-mapped:
+ *   "MLTK", u32 version, u64 n_docs, u64 n_tokens, u64 doc_start[n_docs + 1], i32 tokens[n_tokens],
+ *   u8 scored[n_tokens]   (little-endian). */
+struct train_corpus {
+    uint64_t n_docs, n_tokens;
+    const uint64_t *doc_start;
+    const int32_t *tokens;
+    const uint8_t *scored;
+    void *map;
+    size_t map_size;
+};
+
+/* Tokenises the sources (directories: their .abc and .jsonl files, recursively; .abc: one document per
+ * tune, skipping tunes that an index.tsv beside the file marks "test"; .txt: documents separated by
+ * <|endofdoc|> lines; .jsonl: chat records, xtuner "conversation" or OpenAI "messages") and writes the
+ * train and validation caches (documents drawn into validation by a seeded hash, valid_fraction of them). */
+int corpus_build(const char *const *sources, size_t n_sources, const mt_tokenizer *tok, double valid_fraction,
+                 uint64_t seed, const char *train_path, const char *valid_path, char *err, size_t errlen);
+int corpus_open(const char *path, struct train_corpus *c, char *err, size_t errlen);
+void corpus_close(struct train_corpus *c);
+
+uint64_t train_splitmix64(uint64_t *state);
+
+/* Position in the document stream: the order of documents is a seeded permutation per epoch. */
+struct loader_pos {
+    uint64_t epoch, doc, offset; /* doc: index into the epoch's order; offset: token within it */
+};
+
+/* Packs documents back to back into rows of T tokens; attention and targets never cross a document
+ * boundary (start[] restarts, the last token of a document has no target). Consecutive rows overlap by
+ * one token so that every token but the first of a document is a target once per epoch. */
+struct train_loader {
+    const struct train_corpus *c;
+    uint64_t seed;
+    int T, shuffle;
+    struct loader_pos at;
+    uint64_t *order, order_epoch;
+};
+
+int loader_init(struct train_loader *l, const struct train_corpus *c, uint64_t seed, int T, int shuffle);
+void loader_free(struct train_loader *l);
+/* Next row: tokens, targets (-1: not scored), start, pos, each [T]. Returns the number of targets. */
+int loader_next_row(struct train_loader *l, int32_t *tokens, int32_t *targets, int32_t *start, int32_t *pos);
+
+/* ---- the training run (melodist train --config FILE) ---- */
+
+#define TRAIN_MAX_SOURCES 16
+
+/* The config file, docs/training.md. Relative paths are resolved against the config file's directory. */
+struct train_config {
+    struct model_config model;  /* "model": InternLM2 config.json fields; vocab_size defaults to the tokenizer's */
+    char init_from[4096];       /* "init_from": an HF checkpoint directory to continue from ("" = random) */
+    float init_std;             /* "init_std" (random init) */
+    char tokenizer[4096];       /* "tokenizer": a tokenizer.model */
+    char sources[TRAIN_MAX_SOURCES][4096]; /* "data": {"sources": [...]} */
+    int n_sources;
+    double valid_fraction;      /* "data": {"valid_fraction"} */
+    int seq_len;                /* "data": {"seq_len"} */
+    int batch_size, micro_batch; /* "train": rows per optimizer step (all processes), rows per forward */
+    int64_t steps;              /* "train": {"steps"} */
+    struct lr_schedule schedule; /* "train": lr, min_lr, warmup_steps, decay ("cosine"|"linear"|"constant") */
+    struct adamw_config adamw;  /* "train": beta1, beta2, eps */
+    double weight_decay;        /* "train": applies to matrices only */
+    float grad_clip;            /* "train": global-norm clip, 0 = off */
+    uint64_t seed;              /* "train": {"seed"}: init, data order, validation split */
+    int eval_every, eval_batches; /* "eval": {"every", "batches"} (micro-batches of validation rows) */
+    char out_dir[4096];         /* "checkpoint": {"dir"} (overridden by --out) */
+    int save_every, keep;       /* "checkpoint": {"every", "keep"} */
+    int threads;                /* "threads": 0 = all cores */
+};
+
+/* Parses the config text (path is used for messages and to resolve relative paths). */
+int train_config_parse(const char *text, size_t len, const char *path, struct train_config *c, char *err,
+                       size_t errlen);
+int train_config_load(const char *path, struct train_config *c, char *err, size_t errlen);
+
+/* What the loop reports after every step (progress printing is the caller's business). */
+struct train_progress {
+    int64_t step, steps;          /* step just finished (1-based), total */
+    double loss, lr, grad_norm;
+    double tokens_per_s, eta_s;
+    double valid_loss;            /* NaN unless evaluated at this step */
+    const char *saved;            /* checkpoint directory written at this step, or NULL */
+};
+
+struct train_options {
+    const char *config_path;
+    const char *out_dir;          /* NULL: the config's */
+    int resume;
+    volatile int *stop;           /* set asynchronously (Ctrl-C): save a checkpoint and return */
+    void (*progress)(void *ctx, const struct train_progress *p); /* rank 0 only; may be NULL */
+    void (*message)(void *ctx, const char *text);                 /* rank 0 only; may be NULL */
+    void *ctx;
+};
+
+enum train_result { TRAIN_DONE = 0, TRAIN_FAILED = 1, TRAIN_STOPPED = 3 };
+
+/* Runs (or resumes) training. Under mpirun each process runs this; rank 0 writes. */
+enum train_result train_run(const struct train_options *o, char *err, size_t errlen);
+
+/* ---- data-parallel processes (MPI when built with it; one process otherwise) ---- */
+void dist_init(int *argc, char ***argv); /* joins MPI when started by mpirun */
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+void dist_sum_floats(float *x, size_t n);   /* in place, across processes */
+void dist_sum_doubles(double *x, size_t n);
+void dist_barrier(void);
+/* Non-zero when ok is non-zero on every process: ranks agree on failures and stay in step. */
+int dist_all_ok(int ok);
 
 #endif
