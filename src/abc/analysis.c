@@ -150,7 +150,7 @@ static int chords_per_bar(const abc_model *m, abc_analysis *a)
         a->chords[b].number = m->bars[b].number;
     for (size_t i = 0; i < m->n_chords; i++) {
         const abc_chord_symbol *c = &m->chords[i];
-        if (c->bar < 0 || (size_t)c->bar >= m->n_bars)
+        if (c->voice != 0 || c->bar < 0 || (size_t)c->bar >= m->n_bars)
             continue;
         abc_bar_chords *bc = &a->chords[c->bar];
         char norm[256];
@@ -182,8 +182,12 @@ int abc_analyze(const abc_tune *t, const abc_model *m, abc_analysis *a)
                           m->bars[m->play_order[i]].len.num > 0;
     a->n_voices = m->n_voices;
     a->meter = first_meter(t, m);
-    a->declared = m->key;
-    a->key_declared = !m->key.none;
+    /* the collection's field: the first K: (a second K: before the music is a key change) */
+    const char *k = abc_tune_field(t, 'K');
+    char err[128];
+    if (!k || !abc_parse_key(k, &a->declared, err, sizeof err))
+        memset(&a->declared, 0, sizeof a->declared);
+    a->key_declared = k && !a->declared.none && a->declared.tonic_letter;
 
     pitch_stats(m, a);
     abc_detect_key_ks(a->pc_weight, &a->ks);
@@ -197,7 +201,7 @@ int abc_analyze(const abc_tune *t, const abc_model *m, abc_analysis *a)
     int bpm = a->tempo_given ? m->tempo.bpm : 120;
     a->seconds = abc_frac_to_double(abc_frac_div(a->duration, tempo_beat)) * 60.0 / bpm;
 
-    if (chords_per_bar(m, a) || abc_form_detect(t, m, a->meter, a)) {
+    if (chords_per_bar(m, a) || abc_form_detect(m, a->meter, a)) {
         abc_analysis_free(a);
         return -1;
     }

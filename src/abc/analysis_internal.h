@@ -4,7 +4,7 @@
 
 #include "melodist/abc_analysis.h"
 
-/* Fill out->form, out->sections, out->n_sections for tune t with model m in `meter`. -1 when out of memory. */
-int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_analysis *out);
+/* Fill out->form, out->sections, out->n_sections for model m in `meter`. -1 when out of memory. */
+int abc_form_detect(const abc_model *m, abc_meter meter, abc_analysis *out);
 
 #endif

@@ -4,7 +4,8 @@
 
 #include "analysis_internal.h"
 
-#define SAME_SECTION 0.5 /* fraction of bars that must match for a section to repeat a label */
+#define SAME_SECTION 0.6 /* fraction of bars that must match for a section to repeat a label */
+#define PHRASE_BARS 8     /* written-out sections of 16, 24, ... bars are cut into phrases of this length */
 
 /* FNV-1a over the notes of each written bar of the first voice: onset in the bar, pitch, duration. */
 static void bar_hashes(const abc_model *m, uint64_t *hash)
@@ -27,42 +28,9 @@ static void bar_hashes(const abc_model *m, uint64_t *hash)
     }
 }
 
-/* Written bars after which a section ends on the page: a double or thick bar line, or a P: label next. */
-static void page_breaks(const abc_tune *t, const abc_model *m, bool *end_after, bool *starts_part)
+static bool double_bar(abc_bar_style s)
 {
-    const abc_voice *v = &m->voices[0];
-    size_t *last_el = calloc(m->n_bars, sizeof *last_el);
-    if (!last_el)
-        return;
-    for (size_t i = 0; i < v->n_events; i++) {
-        const abc_event *e = &v->events[i];
-        if (e->bar >= 0 && (size_t)e->bar < m->n_bars && e->element >= 0 && (size_t)e->element > last_el[e->bar])
-            last_el[e->bar] = (size_t)e->element;
-    }
-    for (size_t b = 0; b < m->n_bars; b++) {
-        for (size_t k = last_el[b] + 1; last_el[b] && k < t->n_body; k++) {
-            const abc_element *el = &t->body[k];
-            if (el->kind == ABC_EL_NOTE || el->kind == ABC_EL_REST)
-                break;
-            if (el->kind == ABC_EL_BAR) {
-                abc_bar_style s = el->u.bar.style;
-                end_after[b] = s == ABC_BAR_DOUBLE || s == ABC_BAR_THIN_THICK || s == ABC_BAR_THICK_THIN ||
-                               s == ABC_BAR_THICK;
-                break;
-            }
-        }
-    }
-    /* a P: field: the bar of the next note of the first voice starts a part */
-    for (size_t i = 0, k = 0; i < t->n_body; i++) {
-        const abc_element *el = &t->body[i];
-        if (el->kind != ABC_EL_FIELD || el->u.field.key != 'P')
-            continue;
-        while (k < v->n_events && v->events[k].element <= (int)i)
-            k++;
-        if (k < v->n_events && v->events[k].bar >= 0 && (size_t)v->events[k].bar < m->n_bars)
-            starts_part[v->events[k].bar] = true;
-    }
-    free(last_el);
+    return s == ABC_BAR_DOUBLE || s == ABC_BAR_THIN_THICK || s == ABC_BAR_THICK_THIN || s == ABC_BAR_THICK;
 }
 
 /* Matching bars of sections a and b (written bar lists), best of the alignments shifted by -1, 0, +1
@@ -83,26 +51,64 @@ static double similarity(const uint64_t *hash, const int *a, size_t na, const in
     return (double)best / (double)(na > nb ? na : nb);
 }
 
-int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_analysis *out)
+static abc_frac played_len(const abc_model *m, size_t from, size_t to)
+{
+    abc_frac len = {0, 1};
+    for (size_t i = from; i < to; i++)
+        len = abc_frac_add(len, m->bars[m->play_order[i]].len);
+    return len;
+}
+
+/* A tune written out without repeats or double bars (a multiple of PHRASE_BARS bars, at least two phrases)
+ * is cut into phrases, counted from the first full bar. Rewrites the section starts (start[0..n]) via tmp; returns
+ * the new count. */
+static size_t split_phrases(const abc_model *m, abc_frac bar_len, size_t *start, size_t n, size_t *tmp)
+{
+    if (bar_len.num <= 0)
+        return n;
+    size_t out = 0, end = start[n];
+    for (size_t s = 0; s < n; s++) {
+        tmp[out++] = start[s];
+        double bars = abc_frac_to_double(abc_frac_div(played_len(m, start[s], start[s + 1]), bar_len));
+        long whole = (long)(bars + 0.5);
+        if (whole < 2 * PHRASE_BARS || whole % PHRASE_BARS)
+            continue;
+        abc_frac first = m->bars[m->play_order[start[s]]].len;
+        abc_frac phrase = abc_frac_mul(bar_len, abc_frac_make(PHRASE_BARS, 1));
+        abc_frac target = abc_frac_add(abc_frac_cmp(first, bar_len) < 0 ? first : abc_frac_make(0, 1), phrase);
+        abc_frac acc = {0, 1};
+        for (size_t i = start[s] + 1; i < start[s + 1]; i++) {
+            acc = abc_frac_add(acc, m->bars[m->play_order[i - 1]].len);
+            if (abc_frac_cmp(acc, target) >= 0) {
+                tmp[out++] = i;
+                target = abc_frac_add(target, phrase);
+            }
+        }
+    }
+    memcpy(start, tmp, out * sizeof *start);
+    start[out] = end;
+    return out;
+}
+
+int abc_form_detect(const abc_model *m, abc_meter meter, abc_analysis *out)
 {
     out->form = NULL;
     out->sections = NULL;
     out->n_sections = 0;
     size_t n = m->n_play, nb = m->n_bars;
     uint64_t *hash = calloc(nb + 1, sizeof *hash);
-    bool *end_after = calloc(nb + 1, sizeof *end_after), *starts_part = calloc(nb + 1, sizeof *starts_part);
     size_t *seg_start = calloc(n + 1, sizeof *seg_start);
     int *rep = calloc(n + 1, sizeof *rep);
+    size_t *split = calloc(n + 1, sizeof *split);
     out->sections = calloc(n + 1, sizeof *out->sections);
     out->form = calloc(n + 1, 1);
-    if (!hash || !end_after || !starts_part || !seg_start || !rep || !out->sections || !out->form) {
-        free(hash), free(end_after), free(starts_part), free(seg_start), free(rep);
+    if (!hash || !seg_start || !rep || !split || !out->sections || !out->form) {
+        free(hash), free(seg_start), free(rep), free(split);
         return -1;
     }
     if (n == 0 || m->n_voices == 0)
         goto done;
     bar_hashes(m, hash);
-    page_breaks(t, m, end_after, starts_part);
     const int *po = m->play_order;
     abc_frac bar_len = abc_meter_bar_length(meter);
 
@@ -112,7 +118,7 @@ int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_
     for (size_t i = 1; i < n; i++) {
         const abc_bar *cur = &m->bars[po[i]], *prev = &m->bars[po[i - 1]];
         if (!cur->ending && (po[i] != po[i - 1] + 1 || cur->repeat_start || prev->repeat_end ||
-                             end_after[po[i - 1]] || starts_part[po[i]]))
+                             double_bar(prev->end_style) || cur->part))
             seg_start[ns++] = i;
     }
     seg_start[ns] = n;
@@ -120,9 +126,7 @@ int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_
     size_t kept = 0, pending = n;
     for (size_t s = 0; s < ns; s++) {
         size_t begin = pending < n ? pending : seg_start[s];
-        abc_frac len = {0, 1};
-        for (size_t i = seg_start[s]; i < seg_start[s + 1]; i++)
-            len = abc_frac_add(len, m->bars[po[i]].len);
+        abc_frac len = played_len(m, seg_start[s], seg_start[s + 1]);
         if (bar_len.num > 0 && abc_frac_cmp(len, bar_len) < 0 && (s + 1 < ns || kept > 0)) {
             pending = begin;
             continue;
@@ -131,6 +135,8 @@ int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_
         pending = n;
     }
     seg_start[kept] = n;
+    if (kept == 1) /* no structure on the page: look for written-out repeats phrase by phrase */
+        kept = split_phrases(m, bar_len, seg_start, kept, split);
 
     /* label each section by the earlier section it repeats */
     size_t n_labels = 0;
@@ -153,9 +159,7 @@ int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_
             else
                 rep[n_labels++] = (int)s;
         }
-        abc_frac len = {0, 1};
-        for (size_t i = 0; i < len_s; i++)
-            len = abc_frac_add(len, m->bars[bars[i]].len);
+        abc_frac len = played_len(m, seg_start[s], seg_start[s + 1]);
         abc_section *sec = &out->sections[out->n_sections++];
         sec->label = (char)('A' + label);
         sec->first_bar = m->bars[bars[0]].number;
@@ -163,6 +167,6 @@ int abc_form_detect(const abc_tune *t, const abc_model *m, abc_meter meter, abc_
         out->form[s] = sec->label;
     }
 done:
-    free(hash), free(end_after), free(starts_part), free(seg_start), free(rep);
+    free(hash), free(seg_start), free(rep), free(split);
     return 0;
 }

@@ -47,7 +47,7 @@ int abc_melody_of_voice(const abc_model *m, size_t v, abc_melody *out)
         }
         out->pitch[n] = e->pitch;
         out->dur[n] = e->dur;
-        out->bar[n] = e->bar >= 0 && (size_t)e->bar < m->n_bars ? m->bars[e->bar].number : e->bar;
+        out->bar[n] = e->bar >= 0 && (size_t)e->bar < voice->n_bars ? voice->bars[e->bar].number : e->bar;
         out->line[n] = e->line;
         out->col[n] = e->col;
         out->n++;

@@ -12,8 +12,7 @@
 #include "abc_internal.h"
 #include "melodist/abc_transpose.h"
 
-#define OCTAVE_LIMIT 10                       /* written octaves kept in the carry tables: -10..+10 */
-#define NDIA (7 * (2 * OCTAVE_LIMIT + 1))
+#define OCTAVE_LIMIT 10 /* written octaves a transposed note may reach: -10..+10 */
 #define NO_CARRY 127
 
 static const char letters[] = "CDEFGAB";
@@ -45,7 +44,7 @@ static void move_tonic(int old_letter, int old_acc, int sharps, abc_mode mode, i
     int major_letter = mod(4 * v, 7), major_pc = mod(7 * v, 12);
     int deg = mode_degree[mode];
     int letter = mod(major_letter + deg, 7);
-    int pc = mod(major_pc + semis(major_letter + deg) - semis(major_letter), 12);
+    int pc = mod(major_pc + nat_semi[deg], 12); /* the major scale's steps are those of C's letters */
     int acc = mod(pc - nat_semi[letter] + 6, 12) - 6;
     int d0 = mod(letter - old_letter, 7);
     int base = semis(old_letter + d0) - semis(old_letter) + acc - old_acc;
@@ -169,11 +168,19 @@ static int plan_key(const char *value, int k, key_move *mv, char **text, char *e
     return 0;
 }
 
-/* Accidentals in force in the current bar, per diatonic number, for the old text and the new one. */
+/* What decides the pitch of a note without an accidental, as the model reads it (model.c): an accidental
+ * written earlier in the bar on the same letter (in any octave), else the key signature; and a note tied
+ * from the previous note or chord on the same letter and octave keeps that note's pitch. Kept for the old
+ * text and the new one. */
+#define MAX_TIES 16
 typedef struct voice_state {
     const char *id;
     key_move mv;
-    int8_t carry_old[NDIA], carry_new[NDIA];
+    int8_t carry_old[7], carry_new[7];
+    int ties[MAX_TIES], n_ties;           /* diatonic numbers (old text) tied into the next note or chord */
+    int next_ties[MAX_TIES], n_next_ties;
+    int chord[MAX_TIES], n_chord;         /* notes of the open [chord], for a tie after its ']' */
+    bool in_chord, in_grace;
 } voice_state;
 
 static void reset_carry(voice_state *v)
@@ -182,41 +189,64 @@ static void reset_carry(voice_state *v)
     memset(v->carry_new, NO_CARRY, sizeof v->carry_new);
 }
 
-static int8_t *carry_slot(int8_t *table, int d)
+/* Accidental a note without one gets: the bar's carry, else the key signature. */
+static int implied_acc(const int8_t *carry, const abc_key *key, int d)
 {
-    return d >= -7 * OCTAVE_LIMIT && d < NDIA - 7 * OCTAVE_LIMIT ? &table[d + 7 * OCTAVE_LIMIT] : NULL;
+    return carry[mod(d, 7)] != NO_CARRY ? carry[mod(d, 7)] : key->sig[mod(d, 7)];
 }
 
-/* Accidental a note without one gets: the bar's carry, else the key signature. */
-static int implied_acc(const int8_t *slot, const abc_key *key, int d)
+static bool tied_into(const voice_state *v, int d)
 {
-    return slot && *slot != NO_CARRY ? *slot : key->sig[mod(d, 7)];
+    for (int i = 0; i < v->n_ties; i++)
+        if (v->ties[i] == d)
+            return true;
+    return false;
+}
+
+/* After a note or chord: its ties become the pending ones. */
+static void close_ties(voice_state *v)
+{
+    memcpy(v->ties, v->next_ties, sizeof v->ties);
+    v->n_ties = v->n_next_ties;
+    v->n_next_ties = 0;
+}
+
+static void add_tie(voice_state *v, int d)
+{
+    if (v->n_next_ties < MAX_TIES)
+        v->next_ties[v->n_next_ties++] = d;
 }
 
 /* Returns -1 when the note would leave the written octaves. */
 static int move_note(abc_note *n, voice_state *v, int k)
 {
     int d = 7 * n->octave + letter_index(n->letter);
-    int8_t *old_slot = carry_slot(v->carry_old, d);
-    int a = implied_acc(old_slot, &v->mv.old, d);
+    bool keeps_tied_pitch = !v->in_grace && n->acc == ABC_ACC_NONE && tied_into(v, d);
+    int a = implied_acc(v->carry_old, &v->mv.old, d);
     if (n->acc != ABC_ACC_NONE) {
         a = abc_accidental_semitones(n->acc);
-        if (old_slot)
-            *old_slot = (int8_t)a;
+        v->carry_old[mod(d, 7)] = (int8_t)a;
     }
     int target = semis(d) + a + k;
     int d2 = d + v->mv.dt;
     int want = target - semis(d2);
-    while (want > 2 || want < -2) { /* respell on the neighbouring letter */
+    while (!keeps_tied_pitch && (want > 2 || want < -2)) { /* respell on the neighbouring letter */
         d2 += want > 0 ? 1 : -1;
         want = target - semis(d2);
     }
     if (floordiv(d2, 7) < -OCTAVE_LIMIT || floordiv(d2, 7) > OCTAVE_LIMIT)
         return -1;
-    int8_t *new_slot = carry_slot(v->carry_new, d2);
-    if (n->acc != ABC_ACC_NONE || want != implied_acc(new_slot, &v->mv.new, d2)) {
+    if (!keeps_tied_pitch && (n->acc != ABC_ACC_NONE || want != implied_acc(v->carry_new, &v->mv.new, d2))) {
         n->acc = acc_enum(want);
-        *new_slot = (int8_t)want;
+        v->carry_new[mod(d2, 7)] = (int8_t)want;
+    }
+    if (!v->in_grace) {
+        if (n->tie)
+            add_tie(v, d);
+        if (v->in_chord && v->n_chord < MAX_TIES)
+            v->chord[v->n_chord++] = d;
+        else if (!v->in_chord)
+            close_ties(v);
     }
     n->letter = letters[mod(d2, 7)];
     n->octave = (int8_t)floordiv(d2, 7);
@@ -339,8 +369,7 @@ static voice_state *voice_get(voices *vs, const char *id)
         vs->cap = cap;
     }
     voice_state *v = &vs->v[vs->n++];
-    v->id = id;
-    v->mv = vs->header;
+    *v = (voice_state){.id = id, .mv = vs->header};
     reset_carry(v);
     return v;
 }
@@ -404,6 +433,20 @@ int abc_transpose_tune(abc_file *f, size_t index, int semitones, char *err, size
             break;
         case ABC_EL_BAR:
             reset_carry(cur);
+            break;
+        case ABC_EL_CHORD_BEGIN:
+            cur->in_chord = true;
+            cur->n_chord = 0;
+            break;
+        case ABC_EL_CHORD_END:
+            cur->in_chord = false;
+            for (int c = 0; e->u.chord.tie && c < cur->n_chord; c++)
+                add_tie(cur, cur->chord[c]);
+            close_ties(cur);
+            break;
+        case ABC_EL_GRACE_BEGIN:
+        case ABC_EL_GRACE_END:
+            cur->in_grace = e->kind == ABC_EL_GRACE_BEGIN;
             break;
         case ABC_EL_CHORD_SYMBOL: {
             char buf[256];

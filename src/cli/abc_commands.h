@@ -8,5 +8,7 @@ int abc_cmd_fmt(int argc, char **argv);
 int abc_cmd_info(int argc, char **argv);
 int abc_cmd_midi(int argc, char **argv);
 int abc_cmd_wav(int argc, char **argv);
+int abc_cmd_transpose(int argc, char **argv);
+int abc_cmd_search(int argc, char **argv);
 
 #endif

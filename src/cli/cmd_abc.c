@@ -17,6 +17,8 @@ static const struct abc_subcommand subcommands[] = {
     {"info", abc_cmd_info, "title, key, meter, tempo, bars, voices, duration of each tune (--json)"},
     {"midi", abc_cmd_midi, "write a tune as a Standard MIDI File (-o OUT.mid, --tune X, --chords)"},
     {"wav", abc_cmd_wav, "render a tune to WAV audio through FluidSynth (-o OUT.wav, --tune X)"},
+    {"transpose", abc_cmd_transpose, "move tunes by N semitones or to a key (-k N | --to KEY, --tune X)"},
+    {"search", abc_cmd_search, "find a melodic phrase in any key (--melody \"ABC\", --rhythm, --json)"},
     {NULL, NULL, NULL}, /* subcommands are added above this line */
 };
 
