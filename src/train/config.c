@@ -161,7 +161,7 @@ int train_config_parse(const char *text, size_t len, const char *path, struct tr
         int32(&r, train, "train", "batch_size", 8, 1, 1 << 20, &c->batch_size) ||
         int32(&r, train, "train", "micro_batch", c->batch_size, 1, c->batch_size, &c->micro_batch) ||
         integer(&r, train, "train", "steps", 0, 1, 1e12, &c->steps) ||
-        num(&r, train, "train", "lr", 1e-3, 0, 10, &lr) || num(&r, train, "train", "min_lr", lr / 10, 0, lr, &min_lr) ||
+        num(&r, train, "train", "lr", 1e-3, 0, 3e38, &lr) || num(&r, train, "train", "min_lr", lr / 10, 0, lr, &min_lr) ||
         integer(&r, train, "train", "warmup_steps", 0, 0, 1e12, &warmup) ||
         num(&r, train, "train", "weight_decay", 0.1, 0, 10, &wd) || num(&r, train, "train", "beta1", 0.9, 0, 0.999999, &b1) ||
         num(&r, train, "train", "beta2", 0.95, 0, 0.9999999, &b2) || num(&r, train, "train", "eps", 1e-8, 0, 1, &eps) ||

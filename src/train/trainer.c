@@ -83,14 +83,14 @@ static int64_t fill_rows(struct train_loader *l, struct rows *w)
     return n;
 }
 
-/* Sum of the losses over this process's share of w (rows [first, first + count)), in micro-batches;
- * with backward, loss_scale * the gradient of that sum is added to the gradients. */
-static double run_rows(struct run *r, const struct rows *w, int first, int count, int backward, float loss_scale)
+/* Sum of the losses over micro-batches first, first + stride, ... of w (this process's share); with
+ * backward, loss_scale * the gradient of that sum is added to the gradients. */
+static double run_rows(struct run *r, const struct rows *w, int first, int stride, int backward, float loss_scale)
 {
     struct train_model *tm = r->tm;
     double loss = 0;
-    for (int b = first; b < first + count; b += tm->B) {
-        size_t o = (size_t)b * tm->T;
+    for (int m = first; m * tm->B < w->n; m += stride) {
+        size_t o = (size_t)m * tm->B * tm->T;
         loss += backward ? train_forward_backward(tm, w->tokens + o, w->targets + o, w->start + o, w->pos + o,
                                                   loss_scale)
                          : train_forward_loss(tm, w->tokens + o, w->targets + o, w->start + o, w->pos + o);
@@ -98,7 +98,8 @@ static double run_rows(struct run *r, const struct rows *w, int first, int count
     return loss;
 }
 
-/* Mean validation loss over the first eval_batches * micro_batch * world rows of the validation stream. */
+/* Mean validation loss over the first eval_batches micro-batches of the validation stream, dealt out to
+ * the processes in turn (the same rows whatever the number of processes). */
 static double evaluate(struct run *r)
 {
     struct train_loader l;
@@ -106,10 +107,9 @@ static double evaluate(struct run *r)
         return NAN;
     int64_t count = fill_rows(&l, &r->eval_rows);
     loader_free(&l);
-    int share = r->eval_rows.n / r->world;
-    double sums[2] = {run_rows(r, &r->eval_rows, r->rank * share, share, 0, 0), 0};
-    dist_sum_doubles(sums, 1);
-    return count ? sums[0] / (double)count : NAN;
+    double sum = run_rows(r, &r->eval_rows, r->rank, r->world, 0, 0);
+    dist_sum_doubles(&sum, 1);
+    return count ? sum / (double)count : NAN;
 }
 
 static int save(struct run *r, char *saved, size_t cap)
@@ -244,8 +244,7 @@ static enum train_result loop(struct run *r)
         float lr = lr_at(&c->schedule, r->state.step);
         memset(r->tm->grads, 0, r->tm->n_params * sizeof(float));
         int64_t targets = fill_rows(&r->train_l, &r->step_rows);
-        int share = c->batch_size / r->world;
-        double loss = run_rows(r, &r->step_rows, r->rank * share, share, 1, targets ? 1.0f / (float)targets : 0);
+        double loss = run_rows(r, &r->step_rows, r->rank, r->world, 1, targets ? 1.0f / (float)targets : 0);
         dist_sum_doubles(&loss, 1);
         loss /= (double)(targets ? targets : 1);
         double norm = optimizer_step(r, lr);
@@ -322,7 +321,7 @@ static int setup(struct run *r)
     if (!(r->tok = tok_load(r->cfg.tokenizer, r->err, r->errlen)) || prepare_model(r) || prepare_data(r))
         return -1;
     if (rows_alloc(&r->step_rows, r->cfg.batch_size, r->cfg.seq_len) ||
-        rows_alloc(&r->eval_rows, r->cfg.eval_batches * r->cfg.micro_batch * r->world, r->cfg.seq_len) ||
+        rows_alloc(&r->eval_rows, r->cfg.eval_batches * r->cfg.micro_batch, r->cfg.seq_len) ||
         loader_init(&r->train_l, &r->train_c, r->cfg.seed, r->cfg.seq_len, 1)) {
         snprintf(r->err, r->errlen, "out of memory for the batches");
         return -1;
