@@ -21,6 +21,7 @@ uint16_t nn_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
  *   NN_Q4: 16 bytes per block; byte j holds value j (low nibble) and value j+16 (high nibble),
  *          value = scale * (nibble - 8), scale = -(value of largest magnitude) / 8 (as ggml's Q4_0). */
 #define NN_QBLOCK 32
+#define NN_MAX_COLS 65536 /* longest row of a quantised matrix (the activations are quantised on the stack) */
 
 enum nn_dtype { NN_F32, NN_F16, NN_BF16, NN_Q8, NN_Q4 };
 

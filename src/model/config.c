@@ -149,6 +149,10 @@ int model_config_parse(const char *text, size_t len, struct model_config *c, cha
                  c->dim, c->n_heads, c->n_kv_heads);
         goto out;
     }
+    if (c->dim > NN_MAX_COLS || c->hidden_dim > NN_MAX_COLS) {
+        snprintf(err, errlen, "config.json: hidden_size and intermediate_size must be at most %d", NN_MAX_COLS);
+        goto out;
+    }
     c->head_dim = c->dim / c->n_heads;
     c->tie_word_embeddings = tie && tie->type == JSON_BOOL && tie->boolean;
     c->bos_token_id = get_token(cfg, "bos_token_id", 1);

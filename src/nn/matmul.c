@@ -1,13 +1,34 @@
 /* Matrix-vector (decode) and matrix-matrix (prefill) products over any weight format.
- * Decode streams each weight row once through a fused dequantise-and-dot kernel; prefill dequantises a
- * tile of rows into f32 scratch and reuses it for every token. Rows are split across the thread pool. */
+ *
+ * f32/f16/bf16 weights: decode streams each row once through a fused convert-and-dot kernel; prefill
+ * converts a tile of rows to f32 scratch once and reuses it for every token.
+ * q8/q4 weights: the activations are quantised to q8 blocks first (as ggml does), so each block's dot
+ * product is an integer one, scaled by weight scale * activation scale.
+ * Rows are split across the thread pool. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "melodist/nn.h"
 
-typedef float (*row_dot_fn)(const struct nn_matrix *w, int row, const float *x);
-typedef void (*dot4_fn)(const float *const rows[4], const float *x, int n, float out[4]);
+/* Activations quantised to q8 blocks: q [n][cols], scales [n][cols / NN_QBLOCK] (the f16 scales of
+ * nn_quantize_row_q8, widened once to f32). */
+struct qact {
+    int8_t *q;
+    float *scales;
+    size_t cols;
+};
+
+#define QDOT_MAX 4 /* tokens per qdot call */
+
+struct kernels {
+    const char *name;
+    float (*dot)(const float *a, const float *b, int n);
+    void (*dot4)(const float *const rows[4], const float *x, int n, float out[4]);
+    float (*row_dot)(const struct nn_matrix *w, int row, const float *x);   /* f32/f16/bf16 */
+    void (*dequant)(const struct nn_matrix *w, int row, float *out);         /* f32/f16/bf16 */
+    /* q8/q4 row `row` against activation rows t0..t0+nt-1 (nt <= QDOT_MAX) */
+    void (*qdot)(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out);
+};
 
 /* ---- portable kernels ---- */
 
@@ -34,46 +55,46 @@ static void dot4_generic(const float *const r[4], const float *x, int n, float o
 static float row_dot_generic(const struct nn_matrix *w, int row, const float *x)
 {
     size_t n = (size_t)w->cols, base = (size_t)row * n;
+    const uint16_t *p = (const uint16_t *)w->data + base;
     float s = 0;
-    switch (w->dtype) {
-    case NN_F32:
+    if (w->dtype == NN_F32)
         return dot_generic((const float *)w->data + base, x, (int)n);
-    case NN_F16:
+    if (w->dtype == NN_F16)
         for (size_t i = 0; i < n; i++)
-            s += nn_f16_to_f32(((const uint16_t *)w->data)[base + i]) * x[i];
-        return s;
-    case NN_BF16:
+            s += nn_f16_to_f32(p[i]) * x[i];
+    else
         for (size_t i = 0; i < n; i++)
-            s += nn_bf16_to_f32(((const uint16_t *)w->data)[base + i]) * x[i];
-        return s;
-    case NN_Q8: {
-        const int8_t *q = (const int8_t *)w->data + base;
-        const uint16_t *sc = w->scales + base / NN_QBLOCK;
-        for (size_t b = 0; b < n / NN_QBLOCK; b++) {
-            float bs = 0;
-            for (int i = 0; i < NN_QBLOCK; i++)
-                bs += (float)q[b * NN_QBLOCK + i] * x[b * NN_QBLOCK + i];
-            s += nn_f16_to_f32(sc[b]) * bs;
-        }
-        return s;
-    }
-    case NN_Q4: {
-        const uint8_t *q = (const uint8_t *)w->data + base / 2;
-        const uint16_t *sc = w->scales + base / NN_QBLOCK;
-        for (size_t b = 0; b < n / NN_QBLOCK; b++) {
-            const float *xb = x + b * NN_QBLOCK;
-            float bs = 0;
-            for (int j = 0; j < NN_QBLOCK / 2; j++) {
-                uint8_t byte = q[b * (NN_QBLOCK / 2) + j];
-                bs += (float)((byte & 0xF) - 8) * xb[j] + (float)((byte >> 4) - 8) * xb[j + NN_QBLOCK / 2];
-            }
-            s += nn_f16_to_f32(sc[b]) * bs;
-        }
-        return s;
-    }
-    }
-    return 0;
+            s += nn_bf16_to_f32(p[i]) * x[i];
+    return s;
 }
+
+static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+{
+    size_t n = (size_t)w->cols, base = (size_t)row * n;
+    const uint16_t *sw = w->scales + base / NN_QBLOCK;
+    for (int t = 0; t < nt; t++) {
+        const int8_t *qx = a->q + (size_t)(t0 + t) * a->cols;
+        const float *sx = a->scales + (size_t)(t0 + t) * (a->cols / NN_QBLOCK);
+        float s = 0;
+        for (size_t b = 0; b < n / NN_QBLOCK; b++, qx += NN_QBLOCK) {
+            int sum = 0;
+            if (w->dtype == NN_Q8) {
+                const int8_t *q = (const int8_t *)w->data + base + b * NN_QBLOCK;
+                for (int i = 0; i < NN_QBLOCK; i++)
+                    sum += q[i] * qx[i];
+            } else {
+                const uint8_t *q = (const uint8_t *)w->data + (base + b * NN_QBLOCK) / 2;
+                for (int j = 0; j < NN_QBLOCK / 2; j++)
+                    sum += ((q[j] & 0xF) - 8) * qx[j] + ((q[j] >> 4) - 8) * qx[j + NN_QBLOCK / 2];
+            }
+            s += nn_f16_to_f32(sw[b]) * sx[b] * (float)sum;
+        }
+        out[t] = s;
+    }
+}
+
+static const struct kernels generic = {"generic", dot_generic, dot4_generic, row_dot_generic, nn_dequant_row,
+                                       qdot_generic};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
 #if defined(__x86_64__) || defined(__i386__)
@@ -120,143 +141,151 @@ SIMD static void dot4_avx2(const float *const r[4], const float *x, int n, float
             out[k] += r[k][i] * x[i];
 }
 
-SIMD static __m256 load_bf16(const uint16_t *p)
+SIMD static __m256 load_half(const uint16_t *p, int bf16)
 {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-}
-
-SIMD static __m256 load_i8(const int8_t *p)
-{
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (!bf16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
 SIMD static float row_dot_avx2(const struct nn_matrix *w, int row, const float *x)
 {
     size_t n = (size_t)w->cols, base = (size_t)row * n, i = 0;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    float tail = 0;
-    switch (w->dtype) {
-    case NN_F32:
+    if (w->dtype == NN_F32)
         return dot_avx2((const float *)w->data + base, x, (int)n);
-    case NN_F16: {
-        const uint16_t *p = (const uint16_t *)w->data + base;
-        for (; i + 16 <= n; i += 16) {
-            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + i))), _mm256_loadu_ps(x + i), s0);
-            s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + i + 8))),
-                                 _mm256_loadu_ps(x + i + 8), s1);
-        }
-        for (; i < n; i++)
-            tail += nn_f16_to_f32(p[i]) * x[i];
-        break;
+    const uint16_t *p = (const uint16_t *)w->data + base;
+    int bf16 = w->dtype == NN_BF16;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(load_half(p + i, bf16), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(load_half(p + i + 8, bf16), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(load_half(p + i + 16, bf16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(load_half(p + i + 24, bf16), _mm256_loadu_ps(x + i + 24), s3);
     }
-    case NN_BF16: {
-        const uint16_t *p = (const uint16_t *)w->data + base;
-        for (; i + 16 <= n; i += 16) {
-            s0 = _mm256_fmadd_ps(load_bf16(p + i), _mm256_loadu_ps(x + i), s0);
-            s1 = _mm256_fmadd_ps(load_bf16(p + i + 8), _mm256_loadu_ps(x + i + 8), s1);
-        }
-        for (; i < n; i++)
-            tail += nn_bf16_to_f32(p[i]) * x[i];
-        break;
-    }
-    case NN_Q8: {
-        const int8_t *q = (const int8_t *)w->data + base;
-        const uint16_t *sc = w->scales + base / NN_QBLOCK;
-        for (size_t b = 0; b < n / NN_QBLOCK; b++, q += NN_QBLOCK, x += NN_QBLOCK) {
-            __m256 bs = _mm256_mul_ps(load_i8(q), _mm256_loadu_ps(x));
-            bs = _mm256_fmadd_ps(load_i8(q + 8), _mm256_loadu_ps(x + 8), bs);
-            bs = _mm256_fmadd_ps(load_i8(q + 16), _mm256_loadu_ps(x + 16), bs);
-            bs = _mm256_fmadd_ps(load_i8(q + 24), _mm256_loadu_ps(x + 24), bs);
-            s0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(sc[b])), bs, s0);
-        }
-        break;
-    }
-    case NN_Q4: {
-        const uint8_t *q = (const uint8_t *)w->data + base / 2;
-        const uint16_t *sc = w->scales + base / NN_QBLOCK;
-        const __m128i mask = _mm_set1_epi8(0xF), eight = _mm_set1_epi8(8);
-        for (size_t b = 0; b < n / NN_QBLOCK; b++, q += NN_QBLOCK / 2, x += NN_QBLOCK) {
-            __m128i bytes = _mm_loadu_si128((const __m128i *)q);
-            __m128i lo = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);
-            __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), eight);
-            __m256 bs = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(x));
-            bs = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
-                                 _mm256_loadu_ps(x + 8), bs);
-            bs = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), bs);
-            bs = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))),
-                                 _mm256_loadu_ps(x + 24), bs);
-            s0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(sc[b])), bs, s0);
-        }
-        break;
-    }
-    }
-    return hsum(_mm256_add_ps(s0, s1)) + tail;
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++)
+        s += (bf16 ? nn_bf16_to_f32(p[i]) : nn_f16_to_f32(p[i])) * x[i];
+    return s;
 }
+
+SIMD static void dequant_avx2(const struct nn_matrix *w, int row, float *out)
+{
+    size_t n = (size_t)w->cols, i = 0;
+    if (w->dtype == NN_F32) {
+        nn_dequant_row(w, row, out);
+        return;
+    }
+    const uint16_t *p = (const uint16_t *)w->data + (size_t)row * n;
+    int bf16 = w->dtype == NN_BF16;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, load_half(p + i, bf16));
+    for (; i < n; i++)
+        out[i] = bf16 ? nn_bf16_to_f32(p[i]) : nn_f16_to_f32(p[i]);
+}
+
+/* Block products are integer: maddubs needs an unsigned operand, so the weights' signs move onto the
+ * activations (|w| * sign(w)x); |w| <= 127 keeps the 16-bit pair sums exact. */
+/* Unpacks (q4) or loads (q8) each weight block once and meets it with up to QDOT_MAX token blocks. */
+SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+{
+    size_t n = (size_t)w->cols, base = (size_t)row * n, blocks = n / NN_QBLOCK, sstride = a->cols / NN_QBLOCK;
+    const uint16_t *sw = w->scales + base / NN_QBLOCK;
+    const int8_t *qx = a->q + (size_t)t0 * a->cols;
+    const float *sx = a->scales + (size_t)t0 * sstride;
+    const uint8_t *q4 = (const uint8_t *)w->data + base / 2;
+    const int8_t *q8 = (const int8_t *)w->data + base;
+    const __m128i mask = _mm_set1_epi8(0xF);
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc[QDOT_MAX];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        __m256i wq;
+        if (w->dtype == NN_Q8) {
+            wq = _mm256_loadu_si256((const __m256i *)(q8 + b * NN_QBLOCK));
+        } else {
+            __m128i bytes = _mm_loadu_si128((const __m128i *)(q4 + b * NN_QBLOCK / 2));
+            wq = _mm256_sub_epi8(
+                _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask)), eight);
+        }
+        __m256i wabs = _mm256_sign_epi8(wq, wq);
+        float dw = _cvtsh_ss(sw[b]);
+        for (int t = 0; t < nt; t++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(qx + t * a->cols + b * NN_QBLOCK));
+            __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, wq));
+            __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[t * sstride + b]), s, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum(acc[t]);
+}
+
+static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, row_dot_avx2, dequant_avx2, qdot_avx2};
 #else
 #define HAVE_SIMD 0
 #endif
 
 /* ---- dispatch ---- */
 
-static struct {
-    int ready;
-    const char *name;
-    float (*dot)(const float *, const float *, int);
-    dot4_fn dot4;
-    row_dot_fn row_dot;
-} k;
+static const struct kernels *k;
 
 static void select_kernels(void)
 {
-    if (k.ready)
+    if (k)
         return;
-    const char *off = getenv("MELODIST_NO_SIMD");
-    k.name = "generic", k.dot = dot_generic, k.dot4 = dot4_generic, k.row_dot = row_dot_generic;
+    k = &generic;
 #if HAVE_SIMD
+    const char *off = getenv("MELODIST_NO_SIMD");
     if (!(off && *off && strcmp(off, "0"))) {
         __builtin_cpu_init();
         /* Every AVX2 processor (Haswell, Zen and later) also has F16C, which clang cannot query here. */
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            k.name = "avx2", k.dot = dot_avx2, k.dot4 = dot4_avx2, k.row_dot = row_dot_avx2;
+            k = &avx2;
     }
-#else
-    (void)off;
 #endif
-    k.ready = 1;
 }
 
 const char *nn_simd_name(void)
 {
     select_kernels();
-    return k.name;
+    return k->name;
 }
 
 float nn_dot(const float *a, const float *b, int n)
 {
     select_kernels();
-    return k.dot(a, b, n);
+    return k->dot(a, b, n);
 }
 
-struct matvec_job {
-    float *y;
-    const struct nn_matrix *w;
-    const float *x;
-};
-
-static void matvec_rows(void *ctx, int begin, int end, int thread)
+static int quantised(const struct nn_matrix *w)
 {
-    struct matvec_job *j = ctx;
-    (void)thread;
-    for (int r = begin; r < end; r++)
-        j->y[r] = k.row_dot(j->w, r, j->x);
+    return w->dtype == NN_Q8 || w->dtype == NN_Q4;
 }
 
-void nn_matvec(float *y, const struct nn_matrix *w, const float *x)
+static void quantise_row(const float *x, size_t cols, int8_t *q, float *scales)
 {
-    select_kernels();
-    struct matvec_job job = {y, w, x};
-    nn_parallel_for(w->rows, matvec_rows, &job);
+    uint16_t half[NN_MAX_COLS / NN_QBLOCK];
+    nn_quantize_row_q8(x, (int)cols, q, half);
+    for (size_t b = 0; b < cols / NN_QBLOCK; b++)
+        scales[b] = nn_f16_to_f32(half[b]);
+}
+
+/* Quantises n activation rows of w->cols values into a (malloc'd); returns -1 when out of memory. */
+static int quantise_activations(const struct nn_matrix *w, const float *x, int n, struct qact *a)
+{
+    size_t cols = (size_t)w->cols;
+    a->cols = cols;
+    a->q = malloc((size_t)n * cols);
+    a->scales = malloc((size_t)n * cols / NN_QBLOCK * sizeof *a->scales);
+    if (!a->q || !a->scales) {
+        free(a->q), free(a->scales);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        quantise_row(x + i * cols, cols, a->q + i * cols, a->scales + i * cols / NN_QBLOCK);
+    return 0;
 }
 
 #define TILE_ROWS 8
@@ -265,11 +294,12 @@ struct matmul_job {
     float *y;
     const struct nn_matrix *w;
     const float *x;
+    struct qact a;
     int n;
-    float *scratch; /* per thread: TILE_ROWS * cols */
+    float *scratch; /* float weights, n > 1: per thread TILE_ROWS * cols */
 };
 
-static void matmul_tiles(void *ctx, int begin, int end, int thread)
+static void float_tiles(void *ctx, int begin, int end, int thread)
 {
     struct matmul_job *j = ctx;
     const struct nn_matrix *w = j->w;
@@ -277,12 +307,17 @@ static void matmul_tiles(void *ctx, int begin, int end, int thread)
     float *tile = j->scratch + (size_t)thread * TILE_ROWS * cols;
     for (int t = begin; t < end; t++) {
         int r0 = t * TILE_ROWS, nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
+        if (j->n == 1) {
+            for (int r = r0; r < r0 + nr; r++)
+                j->y[r] = k->row_dot(w, r, j->x);
+            continue;
+        }
         const float *rows[TILE_ROWS];
         for (int r = 0; r < nr; r++) {
             if (w->dtype == NN_F32) {
                 rows[r] = (const float *)w->data + (size_t)(r0 + r) * cols;
             } else {
-                nn_dequant_row(w, r0 + r, tile + (size_t)r * cols);
+                k->dequant(w, r0 + r, tile + (size_t)r * cols);
                 rows[r] = tile + (size_t)r * cols;
             }
         }
@@ -291,27 +326,59 @@ static void matmul_tiles(void *ctx, int begin, int end, int thread)
             float *y = j->y + (size_t)i * w->rows + r0;
             int r = 0;
             for (; r + 4 <= nr; r += 4)
-                k.dot4(rows + r, x, cols, y + r);
+                k->dot4(rows + r, x, cols, y + r);
             for (; r < nr; r++)
-                y[r] = k.dot(rows[r], x, cols);
+                y[r] = k->dot(rows[r], x, cols);
         }
     }
 }
 
+/* Each weight row stays in L1 while it meets every token's activations. */
+static void quantised_tiles(void *ctx, int begin, int end, int thread)
+{
+    struct matmul_job *j = ctx;
+    const struct nn_matrix *w = j->w;
+    float out[QDOT_MAX];
+    (void)thread;
+    for (int r = begin * TILE_ROWS; r < end * TILE_ROWS && r < w->rows; r++)
+        for (int i = 0; i < j->n; i += QDOT_MAX) {
+            int nt = j->n - i < QDOT_MAX ? j->n - i : QDOT_MAX;
+            k->qdot(w, r, &j->a, i, nt, out);
+            for (int t = 0; t < nt; t++)
+                j->y[(size_t)(i + t) * w->rows + r] = out[t];
+        }
+}
+
+/* One token needs no heap memory (decode never fails); more tokens fall back to one at a time when the
+ * scratch cannot be allocated. */
 void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
 {
-    if (n == 1) {
-        nn_matvec(y, w, x);
-        return;
-    }
     select_kernels();
-    float *scratch = malloc((size_t)nn_threads() * TILE_ROWS * (size_t)w->cols * sizeof *scratch);
-    if (!scratch) { /* fall back to one row at a time rather than fail */
+    struct matmul_job job = {y, w, x, {NULL, NULL, 0}, n, NULL};
+    int8_t q[NN_MAX_COLS];
+    float scales[NN_MAX_COLS / NN_QBLOCK];
+    int ok = 1;
+    if (quantised(w) && n == 1) {
+        quantise_row(x, (size_t)w->cols, q, scales);
+        job.a = (struct qact){q, scales, (size_t)w->cols};
+    } else if (quantised(w)) {
+        ok = !quantise_activations(w, x, n, &job.a);
+    } else if (n > 1) {
+        job.scratch = malloc((size_t)nn_threads() * TILE_ROWS * (size_t)w->cols * sizeof(float));
+        ok = job.scratch != NULL;
+    }
+    if (!ok) {
         for (int i = 0; i < n; i++)
-            nn_matvec(y + (size_t)i * w->rows, w, x + (size_t)i * w->cols);
+            nn_matmul(y + (size_t)i * w->rows, w, x + (size_t)i * w->cols, 1);
         return;
     }
-    struct matmul_job job = {y, w, x, n, scratch};
-    nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, matmul_tiles, &job);
-    free(scratch);
+    nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, quantised(w) ? quantised_tiles : float_tiles, &job);
+    if (n > 1)
+        free(job.a.q), free(job.a.scales);
+    free(job.scratch);
+}
+
+void nn_matvec(float *y, const struct nn_matrix *w, const float *x)
+{
+    nn_matmul(y, w, x, 1);
 }
