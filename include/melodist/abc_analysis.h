@@ -91,7 +91,7 @@ typedef struct abc_analysis {
     bool tempo_given;
     int pitch_count[128];    /* notes per MIDI pitch */
     double pc_weight[12];    /* duration per pitch class in quarter notes (the profile used for the keys) */
-    abc_bar_chords *chords;  /* per written bar (bars without chord symbols included) */
+    abc_bar_chords *chords;  /* per written bar that holds music (also those without chord symbols) */
     size_t n_chord_bars;
     char *form;              /* "AABB" ("" when there are no bars) */
     abc_section *sections;

@@ -140,19 +140,26 @@ static char *dup_str(const char *s)
     return d ? memcpy(d, s, n) : NULL;
 }
 
+/* Chord symbols of the first voice per written bar that holds music. */
 static int chords_per_bar(const abc_model *m, abc_analysis *a)
 {
     a->chords = calloc(m->n_bars ? m->n_bars : 1, sizeof *a->chords);
-    if (!a->chords)
+    int *slot = malloc((m->n_bars ? m->n_bars : 1) * sizeof *slot);
+    if (!a->chords || !slot) {
+        free(slot);
         return -1;
-    a->n_chord_bars = m->n_bars;
-    for (size_t b = 0; b < m->n_bars; b++)
-        a->chords[b].number = m->bars[b].number;
-    for (size_t i = 0; i < m->n_chords; i++) {
+    }
+    for (size_t b = 0; b < m->n_bars; b++) {
+        slot[b] = m->bars[b].len.num > 0 ? (int)a->n_chord_bars : -1;
+        if (slot[b] >= 0)
+            a->chords[a->n_chord_bars++].number = m->bars[b].number;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < m->n_chords && rc == 0; i++) {
         const abc_chord_symbol *c = &m->chords[i];
-        if (c->voice != 0 || c->bar < 0 || (size_t)c->bar >= m->n_bars)
+        if (c->voice != 0 || c->bar < 0 || (size_t)c->bar >= m->n_bars || slot[c->bar] < 0)
             continue;
-        abc_bar_chords *bc = &a->chords[c->bar];
+        abc_bar_chords *bc = &a->chords[slot[c->bar]];
         char norm[256];
         abc_chord_normalize(c->text, norm, sizeof norm);
         char **nc = realloc(bc->chords, (bc->n + 1) * sizeof *nc);
@@ -161,15 +168,18 @@ static int chords_per_bar(const abc_model *m, abc_analysis *a)
         char **nr = realloc(bc->raw, (bc->n + 1) * sizeof *nr);
         if (nr)
             bc->raw = nr;
-        if (!nc || !nr)
-            return -1;
+        if (!nc || !nr) {
+            rc = -1;
+            break;
+        }
         bc->chords[bc->n] = dup_str(norm);
         bc->raw[bc->n] = dup_str(c->text);
         bc->n++;
         if (!bc->chords[bc->n - 1] || !bc->raw[bc->n - 1])
-            return -1;
+            rc = -1;
     }
-    return 0;
+    free(slot);
+    return rc;
 }
 
 int abc_analyze(const abc_tune *t, const abc_model *m, abc_analysis *a)

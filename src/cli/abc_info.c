@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "abc_analysis_print.h"
 #include "abc_commands.h"
 #include "abc_input.h"
 
@@ -109,7 +110,7 @@ static void print_json(const abc_file *f, size_t t, const abc_model *m, bool fir
     printf(",\"duration_whole_notes\":\"%lld/%lld\",\"duration_played_whole_notes\":\"%lld/%lld\"",
            (long long)m->duration.num, (long long)m->duration.den, (long long)m->duration_played.num,
            (long long)m->duration_played.den);
-    printf(",\"seconds\":%.3f,\"seconds_played\":%.3f}", seconds(m, m->duration), seconds(m, m->duration_played));
+    printf(",\"seconds\":%.3f,\"seconds_played\":%.3f", seconds(m, m->duration), seconds(m, m->duration_played));
 }
 
 static void print_text(const abc_model *m)
@@ -183,10 +184,20 @@ int abc_cmd_info(int argc, char **argv)
             rc = 1;
             break;
         }
-        if (json)
+        abc_analysis an;
+        bool analysed = abc_analyze(&f->tunes[t], m, &an) == 0; /* the analysis fields: abc_analysis_print.c */
+        if (json) {
             print_json(f, t, m, first);
-        else
+            if (analysed)
+                abc_print_analysis_json(&an);
+            printf("}");
+        } else {
             print_text(m);
+            if (analysed)
+                abc_print_analysis_text(&an);
+        }
+        if (analysed)
+            abc_analysis_free(&an);
         first = false;
         abc_model_free(m);
     }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "abc_commands.h"
-#include "abc_readfile.h"
+#include "abc_input.h"
 #include "melodist/abc_analysis.h"
 
 #define MAX_FILES 4096
@@ -18,21 +18,6 @@ static void usage(FILE *out)
                  "  --rhythm    the durations must match too (up to a common factor)\n"
                  "  --json      one JSON object on stdout\n"
                  "  bar numbers are written bar numbers: a pickup bar is bar 0\n");
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
 }
 
 /* One voice of one tune: print its occurrences; returns how many. */
@@ -55,15 +40,15 @@ static size_t search_voice(const char *path, const abc_model *m, size_t v, const
         int shift = mel.pitch[s] - phrase->pitch[0];
         if (json) {
             printf("%s\n    {\"file\": ", found_before + i ? "," : "");
-            json_string(path);
+            abc_json_string(stdout, abc_input_name(path));
             printf(", \"x\": %d, \"title\": ", m->x);
-            json_string(title);
+            abc_json_string(stdout, title);
             printf(", \"voice\": ");
-            json_string(voice);
+            abc_json_string(stdout, voice);
             printf(", \"bar_start\": %d, \"bar_end\": %d, \"line\": %d, \"col\": %d, \"transposed\": %d}",
                    mel.bar[s], mel.bar[e], mel.line[s], mel.col[s], shift);
         } else {
-            printf("%s:%d:%d: X:%d voice %s bars %d-%d (%+d semitones) %s\n", path, mel.line[s], mel.col[s], m->x,
+            printf("%s:%d:%d: X:%d voice %s bars %d-%d (%+d semitones) %s\n", abc_input_name(path), mel.line[s], mel.col[s], m->x,
                    voice, mel.bar[s], mel.bar[e], shift, title);
         }
     }
@@ -118,11 +103,11 @@ int abc_cmd_search(int argc, char **argv)
     size_t found = 0, tunes = 0;
     if (json) {
         printf("{\"melody\": ");
-        json_string(melody);
+        abc_json_string(stdout, melody);
         printf(", \"rhythm\": %s, \"matches\": [", rhythm ? "true" : "false");
     }
     for (size_t fi = 0; fi < n_files; fi++) {
-        abc_file *f = abc_read_parse("search", files[fi]);
+        abc_file *f = abc_input_parse("search", files[fi]);
         if (!f) {
             rc = 1;
             continue;

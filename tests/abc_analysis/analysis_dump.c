@@ -61,10 +61,8 @@ int main(int argc, char **argv)
         printf("%d:%d\t%d:%d\t%s\t%d\t%d\t%d\t%zu\t%s\t", a.ks.tonic_pc, (int)a.ks.mode, a.modal.tonic_pc,
                (int)a.modal.mode, a.modal.pentatonic ? a.modal.penta_mode : "-",
                a.final_pitch >= 0 ? a.final_pitch % 12 : -1, a.lowest, a.highest, a.n_notes, a.form);
-        for (size_t b = 0, shown = 0; b < a.n_chord_bars; b++) {
-            if (m->bars[b].len.num == 0)
-                continue;
-            printf("%s", shown++ ? "|" : "");
+        for (size_t b = 0; b < a.n_chord_bars; b++) {
+            printf("%s", b ? "|" : "");
             for (size_t c = 0; c < a.chords[b].n; c++)
                 printf("%s%s", c ? "," : "", a.chords[b].raw[c]);
         }
