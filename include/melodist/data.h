@@ -108,4 +108,15 @@ int data_build(const struct data_build_options *opts, struct data_stats *stats, 
 /* stats as the JSON object written to DIR/stats.json (malloc'd, NUL-terminated). */
 char *data_stats_json(const struct data_stats *s);
 
+/* Tokenises pretrain.txt files (documents ended by DATA_DOC_SEPARATOR lines) into one token shard
+ * (melodist/shard.h): every document becomes <s> + its text without the final newline + </s>.
+ * dtype_bytes 0 picks uint16 when the vocabulary fits, else uint32. Returns 0, or -1 with a message (no shard is
+ * left behind). */
+struct mt_tokenizer;
+struct data_shard_result {
+    long docs, tokens;
+};
+int data_shard_text(const struct mt_tokenizer *tok, const char *const *inputs, size_t n_inputs, const char *out,
+                    int dtype_bytes, struct data_shard_result *res, char *err, size_t errlen);
+
 #endif

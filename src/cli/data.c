@@ -7,11 +7,13 @@
 
 #include "commands.h"
 #include "melodist/data.h"
+#include "melodist/tokenizer.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: melodist data build --out DIR INPUT... [--seed N] [--sample] [--knowledge FILE]...\n"
+            "       melodist data shard --tokenizer MODEL --out FILE [--dtype uint16|uint32] PRETRAIN.txt...\n"
             "\n"
             "Builds the pre-training corpus and the SFT task datasets from ABC collections (.abc, with index.tsv\n"
             "beside them), IrishMAN or MusicPile JSONL (.jsonl/.json) and knowledge texts (.txt/.md).\n"
@@ -19,6 +21,8 @@ static void usage(FILE *out)
             "  --seed N          seed of the split and task choices (default 1)\n"
             "  --sample          print two examples of every task family\n"
             "  --knowledge FILE  a knowledge text whatever its extension (repeatable)\n"
+            "shard: tokenises pretrain.txt documents (<s> text </s> each) into a memory-mappable token shard\n"
+            "(include/melodist/shard.h); --dtype defaults to uint16 when the vocabulary fits, else uint32.\n"
             "exit status: 0 ok, 1 invalid input, 2 usage error\n");
 }
 
@@ -149,6 +153,61 @@ done:
     return rc;
 }
 
+static int cmd_shard(int argc, char **argv)
+{
+    const char *model = NULL, *out = NULL;
+    int dtype = 0;
+    const char **inputs = calloc((size_t)argc, sizeof *inputs);
+    size_t n = 0;
+    int rc = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
+            model = argv[++i];
+        } else if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
+            i++;
+            dtype = !strcmp(argv[i], "uint16") ? 2 : !strcmp(argv[i], "uint32") ? 4 : -1;
+            if (dtype < 0) {
+                fprintf(stderr, "melodist data shard: --dtype is uint16 or uint32, not '%s'\n", argv[i]);
+                rc = 2;
+                goto done;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "melodist data shard: unknown option or missing value: %s\n\n", argv[i]);
+            usage(stderr);
+            rc = 2;
+            goto done;
+        } else {
+            inputs[n++] = argv[i];
+        }
+    }
+    if (!model || !out || !n) {
+        fprintf(stderr, "melodist data shard: need --tokenizer MODEL, --out FILE and a pretrain.txt\n\n");
+        usage(stderr);
+        rc = 2;
+        goto done;
+    }
+    char err[1024];
+    mt_tokenizer *tok = tok_load(model, err, sizeof err);
+    if (!tok) {
+        fprintf(stderr, "melodist data shard: %s\n", err);
+        rc = 1;
+        goto done;
+    }
+    struct data_shard_result res;
+    if (data_shard_text(tok, inputs, n, out, dtype, &res, err, sizeof err)) {
+        fprintf(stderr, "melodist data shard: %s\n", err);
+        rc = 1;
+    } else {
+        fprintf(stderr, "%s: %ld documents, %ld tokens\n", out, res.docs, res.tokens);
+    }
+    tok_free(tok);
+done:
+    free(inputs);
+    return rc;
+}
+
 int cmd_data(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -157,6 +216,8 @@ int cmd_data(int argc, char **argv)
     }
     if (!strcmp(argv[1], "build"))
         return cmd_build(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "shard"))
+        return cmd_shard(argc - 1, argv + 1);
     fprintf(stderr, "melodist data: unknown subcommand '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
