@@ -24,6 +24,8 @@ struct kernels {
     const char *name;
     float (*dot)(const float *a, const float *b, int n);
     void (*dot4)(const float *const rows[4], const float *x, int n, float out[4]);
+    /* out[t][r] = rows[r] . xs[t] for 4 rows and 3 tokens: each loaded value serves several products */
+    void (*dot4x3)(const float *const rows[4], const float *const xs[3], int n, float out[3][4]);
     float (*row_dot)(const struct nn_matrix *w, int row, const float *x);   /* f32/f16/bf16 */
     void (*dequant)(const struct nn_matrix *w, int row, float *out);         /* f32/f16/bf16 */
     /* q8/q4 row `row` against activation rows t0..t0+nt-1 (nt <= QDOT_MAX) */
@@ -50,6 +52,12 @@ static void dot4_generic(const float *const r[4], const float *x, int n, float o
         s3 += r[3][i] * x[i];
     }
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+static void dot4x3_generic(const float *const rows[4], const float *const xs[3], int n, float out[3][4])
+{
+    for (int t = 0; t < 3; t++)
+        dot4_generic(rows, xs[t], n, out[t]);
 }
 
 static float row_dot_generic(const struct nn_matrix *w, int row, const float *x)
@@ -93,8 +101,8 @@ static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *
     }
 }
 
-static const struct kernels generic = {"generic", dot_generic, dot4_generic, row_dot_generic, nn_dequant_row,
-                                       qdot_generic};
+static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic,
+                                       row_dot_generic, nn_dequant_row, qdot_generic};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
 #if defined(__x86_64__) || defined(__i386__)
@@ -139,6 +147,32 @@ SIMD static void dot4_avx2(const float *const r[4], const float *x, int n, float
     for (; i < n; i++)
         for (int k = 0; k < 4; k++)
             out[k] += r[k][i] * x[i];
+}
+
+/* Twelve accumulators written out: the compiler keeps them in registers only when no loop indexes them. */
+SIMD static void dot4x3_avx2(const float *const r[4], const float *const xs[3], int n, float out[3][4])
+{
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+           a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x0 = _mm256_loadu_ps(xs[0] + i), x1 = _mm256_loadu_ps(xs[1] + i), x2 = _mm256_loadu_ps(xs[2] + i);
+        __m256 w = _mm256_loadu_ps(r[0] + i);
+        a00 = _mm256_fmadd_ps(w, x0, a00), a10 = _mm256_fmadd_ps(w, x1, a10), a20 = _mm256_fmadd_ps(w, x2, a20);
+        w = _mm256_loadu_ps(r[1] + i);
+        a01 = _mm256_fmadd_ps(w, x0, a01), a11 = _mm256_fmadd_ps(w, x1, a11), a21 = _mm256_fmadd_ps(w, x2, a21);
+        w = _mm256_loadu_ps(r[2] + i);
+        a02 = _mm256_fmadd_ps(w, x0, a02), a12 = _mm256_fmadd_ps(w, x1, a12), a22 = _mm256_fmadd_ps(w, x2, a22);
+        w = _mm256_loadu_ps(r[3] + i);
+        a03 = _mm256_fmadd_ps(w, x0, a03), a13 = _mm256_fmadd_ps(w, x1, a13), a23 = _mm256_fmadd_ps(w, x2, a23);
+    }
+    out[0][0] = hsum(a00), out[0][1] = hsum(a01), out[0][2] = hsum(a02), out[0][3] = hsum(a03);
+    out[1][0] = hsum(a10), out[1][1] = hsum(a11), out[1][2] = hsum(a12), out[1][3] = hsum(a13);
+    out[2][0] = hsum(a20), out[2][1] = hsum(a21), out[2][2] = hsum(a22), out[2][3] = hsum(a23);
+    for (; i < n; i++)
+        for (int t = 0; t < 3; t++)
+            for (int k = 0; k < 4; k++)
+                out[t][k] += r[k][i] * xs[t][i];
 }
 
 SIMD static __m256 load_half(const uint16_t *p, int bf16)
@@ -186,43 +220,58 @@ SIMD static void dequant_avx2(const struct nn_matrix *w, int row, float *out)
 
 /* Block products are integer: maddubs needs an unsigned operand, so the weights' signs move onto the
  * activations (|w| * sign(w)x); |w| <= 127 keeps the 16-bit pair sums exact. */
-/* Unpacks (q4) or loads (q8) each weight block once and meets it with up to QDOT_MAX token blocks. */
-SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+/* Weight block b of a q8/q4 row as 32 signed bytes. */
+SIMD static __m256i weight_block(const struct nn_matrix *w, size_t base, size_t b)
 {
-    size_t n = (size_t)w->cols, base = (size_t)row * n, blocks = n / NN_QBLOCK, sstride = a->cols / NN_QBLOCK;
-    const uint16_t *sw = w->scales + base / NN_QBLOCK;
-    const int8_t *qx = a->q + (size_t)t0 * a->cols;
-    const float *sx = a->scales + (size_t)t0 * sstride;
-    const uint8_t *q4 = (const uint8_t *)w->data + base / 2;
-    const int8_t *q8 = (const int8_t *)w->data + base;
+    if (w->dtype == NN_Q8)
+        return _mm256_loadu_si256((const __m256i *)((const int8_t *)w->data + base + b * NN_QBLOCK));
+    __m128i bytes = _mm_loadu_si128((const __m128i *)((const uint8_t *)w->data + (base + b * NN_QBLOCK) / 2));
     const __m128i mask = _mm_set1_epi8(0xF);
-    const __m256i eight = _mm256_set1_epi8(8);
-    __m256 acc[QDOT_MAX];
-    for (int t = 0; t < nt; t++)
-        acc[t] = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        __m256i wq;
-        if (w->dtype == NN_Q8) {
-            wq = _mm256_loadu_si256((const __m256i *)(q8 + b * NN_QBLOCK));
-        } else {
-            __m128i bytes = _mm_loadu_si128((const __m128i *)(q4 + b * NN_QBLOCK / 2));
-            wq = _mm256_sub_epi8(
-                _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask)), eight);
-        }
-        __m256i wabs = _mm256_sign_epi8(wq, wq);
-        float dw = _cvtsh_ss(sw[b]);
-        for (int t = 0; t < nt; t++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(qx + t * a->cols + b * NN_QBLOCK));
-            __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(x, wq));
-            __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[t * sstride + b]), s, acc[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++)
-        out[t] = hsum(acc[t]);
+    __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
+    return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
 
-static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, row_dot_avx2, dequant_avx2, qdot_avx2};
+/* Integer dot of a weight block (|w| and w) with an activation block, as 8 floats. */
+SIMD static __m256 block_dot(__m256i wabs, __m256i wq, const int8_t *x)
+{
+    __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), wq));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+/* Each weight block is loaded/unpacked once and meets 1 or QDOT_MAX (= 4) token blocks. */
+SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+{
+    size_t n = (size_t)w->cols, base = (size_t)row * n, blocks = n / NN_QBLOCK, ss = a->cols / NN_QBLOCK;
+    const uint16_t *sw = w->scales + base / NN_QBLOCK;
+    const int8_t *x = a->q + (size_t)t0 * a->cols;
+    const float *sx = a->scales + (size_t)t0 * ss;
+    if (nt != QDOT_MAX) {
+        for (int t = 0; t < nt; t++) {
+            __m256 acc = _mm256_setzero_ps();
+            for (size_t b = 0; b < blocks; b++) {
+                __m256i wq = weight_block(w, base, b);
+                __m256 s = block_dot(_mm256_sign_epi8(wq, wq), wq, x + t * a->cols + b * NN_QBLOCK);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(sw[b]) * sx[t * ss + b]), s, acc);
+            }
+            out[t] = hsum(acc);
+        }
+        return;
+    }
+    const size_t c = a->cols;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (size_t b = 0; b < blocks; b++) {
+        __m256i wq = weight_block(w, base, b), wabs = _mm256_sign_epi8(wq, wq);
+        const int8_t *xb = x + b * NN_QBLOCK;
+        float dw = _cvtsh_ss(sw[b]);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[b]), block_dot(wabs, wq, xb), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[ss + b]), block_dot(wabs, wq, xb + c), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[2 * ss + b]), block_dot(wabs, wq, xb + 2 * c), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[3 * ss + b]), block_dot(wabs, wq, xb + 3 * c), acc3);
+    }
+    out[0] = hsum(acc0), out[1] = hsum(acc1), out[2] = hsum(acc2), out[3] = hsum(acc3);
+}
+
+static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, row_dot_avx2, dequant_avx2, qdot_avx2};
 #else
 #define HAVE_SIMD 0
 #endif
@@ -321,7 +370,17 @@ static void float_tiles(void *ctx, int begin, int end, int thread)
                 rows[r] = tile + (size_t)r * cols;
             }
         }
-        for (int i = 0; i < j->n; i++) {
+        int i = 0;
+        for (; i + 3 <= j->n && nr == TILE_ROWS; i += 3) {
+            const float *xs[3] = {j->x + (size_t)i * cols, j->x + (size_t)(i + 1) * cols, j->x + (size_t)(i + 2) * cols};
+            for (int r = 0; r < nr; r += 4) {
+                float out[3][4];
+                k->dot4x3(rows + r, xs, cols, out);
+                for (int t = 0; t < 3; t++)
+                    memcpy(j->y + (size_t)(i + t) * w->rows + r0 + r, out[t], sizeof out[t]);
+            }
+        }
+        for (; i < j->n; i++) {
             const float *x = j->x + (size_t)i * cols;
             float *y = j->y + (size_t)i * w->rows + r0;
             int r = 0;
