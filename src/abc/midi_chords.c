@@ -24,15 +24,16 @@ static const struct quality {
 
 static const int letter_pc[7] = {9, 11, 0, 2, 4, 5, 7}; /* A B C D E F G */
 
-/* A note name (letter, either case, then #, b or Nottingham's + for sharp); returns the characters read. */
-static int read_pitch_class(const char *s, int *pc)
+/* A note name (letter, either case, then # or b; `plus_sharp`: also Nottingham's + for sharp, which after
+ * a root would mean augmented); returns the characters read. */
+static int read_pitch_class(const char *s, bool plus_sharp, int *pc)
 {
     int c = toupper((unsigned char)s[0]);
     if (c < 'A' || c > 'G')
         return 0;
     int n = 1;
     *pc = letter_pc[c - 'A'];
-    for (; s[n] == '#' || s[n] == '+' || s[n] == 'b'; n++)
+    for (; s[n] == '#' || (plus_sharp && s[n] == '+') || s[n] == 'b'; n++)
         *pc += s[n] == 'b' ? -1 : 1;
     *pc = ((*pc % 12) + 12) % 12;
     return n;
@@ -46,7 +47,7 @@ bool midi_chord_parse(const char *symbol, struct midi_chord *out)
     if (*s < 'A' || *s > 'G')
         return false;
     int root;
-    s += read_pitch_class(s, &root);
+    s += read_pitch_class(s, false, &root);
     const struct quality *q = &qualities[sizeof qualities / sizeof qualities[0] - 1];
     for (size_t i = 0; i < sizeof qualities / sizeof qualities[0]; i++)
         if (!strncmp(s, qualities[i].spelling, strlen(qualities[i].spelling))) {
@@ -59,7 +60,7 @@ bool midi_chord_parse(const char *symbol, struct midi_chord *out)
     memcpy(out->intervals, q->intervals, sizeof out->intervals);
     const char *slash = strchr(s, '/');
     int bass;
-    if (slash && read_pitch_class(slash + 1, &bass))
+    if (slash && read_pitch_class(slash + 1, true, &bass))
         out->bass = bass;
     return true;
 }
