@@ -82,7 +82,8 @@ int tok_special_id(const mt_tokenizer *tok, const char *name);
 const char *tok_special_name(const mt_tokenizer *tok, int id);
 
 /* Encode `len` bytes of `text` (any bytes: invalid UTF-8 is handled as SentencePiece does) and append the
- * ids to *out. Returns 0, or -1 when out of memory (*out keeps what it had). */
+ * ids to *out. Returns 0, or -1 when out of memory or the normalised text exceeds 2 GiB (*out keeps what it
+ * had). */
 int tok_encode(const mt_tokenizer *tok, const char *text, size_t len, unsigned flags, tok_ids *out);
 
 /* The same, reporting each token with its piece text as spm_encode --output_format=piece prints it (for a

@@ -12,7 +12,7 @@
 static void tokenize_usage(FILE *out)
 {
     fprintf(out,
-            "usage: melodist tokenize -m MODEL [--ids|--pieces] [--bos] [--eos] [--special] [TEXT|-]\n"
+            "usage: melodist tokenize -m MODEL [--ids|--pieces] [--bos] [--eos] [--special] [TEXT|-|-- TEXT]\n"
             "  MODEL      a SentencePiece tokenizer.model, or a model directory holding one\n"
             "  --ids      print token ids (default)\n"
             "  --pieces   print pieces, as spm_encode --output_format=piece\n"
@@ -94,6 +94,8 @@ int cmd_tokenize(int argc, char **argv)
             flags |= TOK_ADD_EOS;
         } else if (!strcmp(a, "--special")) {
             flags |= TOK_PARSE_SPECIAL;
+        } else if (!strcmp(a, "--") && i + 1 < argc && !text) {
+            text = argv[++i];
         } else if ((a[0] != '-' || !strcmp(a, "-")) && !text) {
             text = a;
         } else {

@@ -6,6 +6,7 @@
  * right symbol is merged into the left and the two new neighbour pairs are pushed. O(n log n) per line.
  * Emission follows SentencePieceProcessor::PopulateSentencePieceText: unknown symbols become byte pieces
  * under byte fallback, else runs of them collapse into one <unk>. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,6 +205,8 @@ static int encode_segment(encoder *e, const char *text, size_t len)
     size_t n = e->norm.n;
     if (n == 0)
         return 0;
+    if (n > INT_MAX) /* symbol positions are ints */
+        return -1;
     if (n > e->sym_cap) {
         symbol *p = realloc(e->sym, n * sizeof *p);
         if (!p)

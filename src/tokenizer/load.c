@@ -58,31 +58,28 @@ static const char *piece_text(const mt_tokenizer *t, int id)
 
 int tok_table_find(const mt_tokenizer *t, const tok_table *tab, const char *s, size_t len)
 {
-    if (!tab->slots)
-        return -1;
-    for (uint32_t i = tok_hash(s, len) & tab->mask;; i = (i + 1) & tab->mask) {
-        int v = tab->slots[i];
-        if (!v)
+    uint32_t h = tok_hash(s, len);
+    for (uint32_t i = h & tab->mask;; i = (i + 1) & tab->mask) {
+        const tok_slot *slot = &tab->slots[i];
+        if (slot->id < 0)
             return -1;
-        int id = v - 1;
-        if (t->len[id] == len && !memcmp(piece_text(t, id), s, len))
-            return id;
+        if (slot->hash == h && t->len[slot->id] == len && !memcmp(piece_text(t, slot->id), s, len))
+            return slot->id;
     }
 }
 
 /* Inserts `id`; returns the id already holding the same text, or -1. */
 static int table_insert(const mt_tokenizer *t, tok_table *tab, int id)
 {
-    const char *s = piece_text(t, id);
-    for (uint32_t i = tok_hash(s, t->len[id]) & tab->mask;; i = (i + 1) & tab->mask) {
-        int v = tab->slots[i];
-        if (!v) {
-            tab->slots[i] = id + 1;
-            return -1;
-        }
-        if (t->len[v - 1] == t->len[id] && !memcmp(piece_text(t, v - 1), s, t->len[id]))
-            return v - 1;
-    }
+    int dup = tok_table_find(t, tab, piece_text(t, id), t->len[id]);
+    if (dup >= 0)
+        return dup;
+    uint32_t h = tok_hash(piece_text(t, id), t->len[id]);
+    uint32_t i = h & tab->mask;
+    while (tab->slots[i].id >= 0)
+        i = (i + 1) & tab->mask;
+    tab->slots[i] = (tok_slot){h, id};
+    return -1;
 }
 
 static bool is_normal_type(int type)
@@ -119,7 +116,7 @@ static void trie_add(mt_tokenizer *t, const char *s, size_t len)
 
 size_t tok_match_user_defined(const mt_tokenizer *t, const char *s, size_t len)
 {
-    if (!t->has_user_defined)
+    if (!len || !t->ud_first_byte[(unsigned char)s[0]])
         return 0;
     size_t best = 0;
     int node = 0;
@@ -154,7 +151,7 @@ static int build_trie(mt_tokenizer *t)
         size_t len = strlen(piece_text(t, i));
         if (len) {
             trie_add(t, piece_text(t, i), len);
-            t->has_user_defined = true;
+            t->ud_first_byte[(unsigned char)piece_text(t, i)[0]] = true;
         }
     }
     return 0;
@@ -274,12 +271,14 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
     uint32_t slots = 16;
     while (slots < 2u * (uint32_t)t->n)
         slots *= 2;
-    t->normal = (tok_table){calloc(slots, sizeof(int)), slots - 1};
-    t->reserved = (tok_table){calloc(slots, sizeof(int)), slots - 1};
+    t->normal = (tok_table){malloc(slots * sizeof(tok_slot)), slots - 1};
+    t->reserved = (tok_table){malloc(slots * sizeof(tok_slot)), slots - 1};
     if (!t->blob || !t->offset || !t->len || !t->score || !t->type || !t->normal.slots || !t->reserved.slots) {
         fail(err, errlen, "out of memory loading %d pieces", t->n);
         return -1;
     }
+    for (uint32_t i = 0; i < slots; i++)
+        t->normal.slots[i].id = t->reserved.slots[i].id = -1;
     size_t off = 0;
     for (int i = 0; i < t->n; i++) {
         const tok_proto_piece *pc = &m->pieces[i];
@@ -308,8 +307,6 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
             }
             t->unk = i;
         }
-        if (type == TOK_UNUSED)
-            t->has_unused = true;
         if (type == TOK_BYTE) {
             if (!m->byte_fallback) {
                 fail(err, errlen, "byte piece %d '%.40s' found although trainer_spec.byte_fallback is false", i,

@@ -96,6 +96,20 @@ static int add_space(const mt_tokenizer *t, tok_buf *out)
     return t->escape_whitespaces ? tok_buf_put(out, SPACE_SYMBOL, 3) : tok_buf_put(out, " ", 1);
 }
 
+/* Appends p, with ' ' -> U+2581 when escaping whitespace. */
+static int put_escaped(const mt_tokenizer *t, const char *p, size_t n, tok_buf *out)
+{
+    size_t start = 0;
+    for (size_t i = 0; t->escape_whitespaces && i < n; i++) {
+        if (p[i] == ' ') {
+            if (tok_buf_put(out, p + start, i - start) || tok_buf_put(out, SPACE_SYMBOL, 3))
+                return -1;
+            start = i + 1;
+        }
+    }
+    return tok_buf_put(out, p + start, n - start);
+}
+
 int tok_normalize(const mt_tokenizer *t, const char *text, size_t len, tok_buf *out)
 {
     out->n = 0;
@@ -123,12 +137,8 @@ int tok_normalize(const mt_tokenizer *t, const char *text, size_t len, tok_buf *
             plen--;
         }
         if (plen > 0) {
-            for (size_t i = 0; i < plen; i++) {
-                int rc = t->escape_whitespaces && p[i] == ' ' ? tok_buf_put(out, SPACE_SYMBOL, 3)
-                                                               : tok_buf_put(out, p + i, 1);
-                if (rc)
-                    return -1;
-            }
+            if (put_escaped(t, p, plen, out))
+                return -1;
             prev_space = p[plen - 1] == ' ';
         }
         pos += consumed;

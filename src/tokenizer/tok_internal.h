@@ -38,9 +38,15 @@ int tok_proto_parse(const uint8_t *data, size_t size, tok_proto *m, char *err, s
 
 /* ---------------------------------------------------------------- the loaded tokenizer (load.c) */
 
-/* Open-addressing table from piece text to id (slots hold id + 1; 0 is empty). */
+/* Open-addressing table from piece text to id. A slot keeps the text's hash so that probing past other
+ * pieces rarely touches their text. */
+typedef struct tok_slot {
+    uint32_t hash;
+    int id; /* -1: empty */
+} tok_slot;
+
 typedef struct tok_table {
-    int *slots;
+    tok_slot *slots;
     uint32_t mask;
 } tok_table;
 
@@ -71,7 +77,7 @@ struct mt_tokenizer {
     tok_table reserved; /* CONTROL, UNKNOWN, BYTE pieces */
     tok_trie_node *trie;
     int n_trie;
-    bool has_user_defined, has_unused;
+    bool ud_first_byte[256]; /* bytes that start a user-defined symbol */
     int byte_id[256]; /* id of <0xXX>, unk when missing */
     int unk, bos, eos, pad;
     bool byte_fallback, treat_whitespace_as_suffix;

@@ -108,15 +108,16 @@ def compare(label, ours_path, spm_path, inputs):
         ref = f.read().split(b"\n")[:-1]
     total = len(inputs)
     same = sum(1 for a, b in zip(ours, ref) if a == b)
-    if len(ours) != len(ref):
-        same = min(same, total - 1)
+    if len(ours) != total or len(ref) != total:
+        print(f"  {label}: line counts differ: ours {len(ours)}, spm {len(ref)}, input {total}")
+        return False
     print(f"  {label}: {same}/{total} lines identical ({100.0 * same / total:.3f}%)")
     shown = 0
     for i, (a, b) in enumerate(zip(ours, ref)):
         if a != b and shown < 5:
             print(f"    line {i + 1}: input {inputs[i]!r}\n      ours {a[:300]!r}\n      spm  {b[:300]!r}")
             shown += 1
-    return same == total and len(ours) == len(ref)
+    return same == total
 
 
 def compare_decode(melodist, model, work, tag, id_lines):
