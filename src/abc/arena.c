@@ -117,7 +117,7 @@ static void buf_reserve(abc_buf *b, size_t extra)
 void abc_buf_putn(abc_buf *b, const char *s, size_t n)
 {
     buf_reserve(b, n);
-    if (b->oom)
+    if (b->oom || !n)
         return;
     memcpy(b->s + b->n, s, n);
     b->n += n;

@@ -244,7 +244,8 @@ bool abc_model_expand(abc_model *m)
             abc_vec_free(&chords);
             return false;
         }
-        memcpy(v->play_order, o.v, o.n * sizeof(int));
+        if (o.n)
+            memcpy(v->play_order, o.v, o.n * sizeof(int));
         v->n_play = o.n;
         /* chord symbols of this voice, by bar */
         size_t c0 = 0;

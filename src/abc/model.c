@@ -735,7 +735,8 @@ abc_model *abc_model_new(const abc_file *f, size_t index, abc_diags *diags)
     for (size_t i = 0; i < b.voices.n; i++) {
         voice_state *v = (voice_state *)b.voices.data + i;
         if (ok) {
-            memcpy(m->chords + m->n_chords, v->chords.data, v->chords.n * sizeof(abc_chord_symbol));
+            if (v->chords.n)
+                memcpy(m->chords + m->n_chords, v->chords.data, v->chords.n * sizeof(abc_chord_symbol));
             m->n_chords += v->chords.n;
             ok = finish_voice(&b, v, &m->voices[i]);
         }

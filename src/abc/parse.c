@@ -653,7 +653,8 @@ abc_file *abc_parse(const char *buf, size_t len)
         abc_file_free(f);
         return NULL;
     }
-    memcpy(f->text, buf, len);
+    if (len)
+        memcpy(f->text, buf, len);
     f->text[len] = 0;
     f->text_len = len;
     abc_diags_init(&f->diags);
@@ -680,6 +681,10 @@ abc_file *abc_parse(const char *buf, size_t len)
         p.line_start = pos;
         const char *ls = p.s + pos;
         size_t ll = end - pos;
+        for (char *z = memchr(f->text + pos, 0, ll); z; z = memchr(z + 1, 0, (size_t)(f->text + end - z - 1))) {
+            diag(&p, (size_t)(z - f->text), "syntax", "remove it: ABC is text", "NUL byte in the text");
+            *z = ' ';
+        }
         size_t k = 0;
         while (k < ll && (ls[k] == ' ' || ls[k] == '\t'))
             k++;
