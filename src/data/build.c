@@ -255,7 +255,7 @@ static int has_cjk(const char *s)
     return 0;
 }
 
-/* Lyrics: w: (aligned syllables) or W: (verses after the tune); Chinese when they hold a CJK character. */
+/* Lyrics: w: lines (syllables aligned to notes); Chinese when they hold a CJK character. */
 static void count_lyrics(struct builder *b, const struct tune *t)
 {
     data_buf_reset(&b->line);

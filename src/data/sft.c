@@ -420,19 +420,29 @@ static void progression_text(const abc_analysis *a, struct data_buf *out)
     }
 }
 
-/* The tune without chord symbols (harmonisation question). */
+/* The tune without chord symbols (harmonisation question). A line left empty is dropped: a blank line would end
+ * the tune. */
 static void strip_chord_symbols(const struct tune *t, struct data_buf *out)
 {
     const abc_tune *tu = &t->file->tunes[0];
+    struct data_buf all = {0};
     size_t pos = 0;
     for (size_t i = 0; i < tu->n_body; i++) {
         const abc_element *e = &tu->body[i];
         if (e->kind != ABC_EL_CHORD_SYMBOL)
             continue;
-        data_buf_append(out, t->text + pos, e->src_off - pos);
+        data_buf_append(&all, t->text + pos, e->src_off - pos);
         pos = e->src_off + e->src_len;
     }
-    data_buf_append(out, t->text + pos, t->len - pos);
+    data_buf_append(&all, t->text + pos, t->len - pos);
+    for (const char *p = all.data; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) + 1 : strlen(p);
+        if (strspn(p, " \t") + 1 < n || (!eol && strspn(p, " \t") < n))
+            data_buf_append(out, p, n);
+        p += n;
+    }
+    data_buf_free(&all);
 }
 
 static void put_length(struct data_buf *out, abc_frac len)
@@ -745,49 +755,67 @@ static void f_style(struct ctx *c, int zh)
     emit(c, DATA_TASK_COMPOSE_STYLE, zh, c->t->text);
 }
 
-/* Lyrics as sung text: the w: lines with syllable marks (- _ * ~ |) turned back into words, then the W: verses
- * (words printed after the tune) as written. Returns the number of lyric lines. */
-static void lyric_line(struct data_buf *out, const char *value, int aligned)
+/* Lyrics as sung text: the w: lines (syllables aligned to notes) with the syllable marks (- _ * ~ |) turned back
+ * into words. W: lines are not used: in the shared collections they hold credits and links, not verses. */
+/* ABC 2.1 text mnemonics for accented letters (\\vs -> š, \\'e -> é, ...), as lyrics in the collections use them. */
+static const char *const accents[][2] = {
+    {"\\`a", "à"}, {"\\`e", "è"}, {"\\`i", "ì"}, {"\\`o", "ò"}, {"\\`u", "ù"}, {"\\`y", "ỳ"}, {"\\`A", "À"},
+    {"\\`E", "È"}, {"\\`I", "Ì"}, {"\\`O", "Ò"}, {"\\`U", "Ù"}, {"\\`Y", "Ỳ"}, {"\\`n", "ǹ"}, {"\\`N", "Ǹ"},
+    {"\\'a", "á"}, {"\\'e", "é"}, {"\\'i", "í"}, {"\\'o", "ó"}, {"\\'u", "ú"}, {"\\'y", "ý"}, {"\\'A", "Á"},
+    {"\\'E", "É"}, {"\\'I", "Í"}, {"\\'O", "Ó"}, {"\\'U", "Ú"}, {"\\'Y", "Ý"}, {"\\'c", "ć"}, {"\\'n", "ń"},
+    {"\\'s", "ś"}, {"\\'z", "ź"}, {"\\'C", "Ć"}, {"\\'N", "Ń"}, {"\\'S", "Ś"}, {"\\'Z", "Ź"}, {"\\'r", "ŕ"},
+    {"\\'R", "Ŕ"}, {"\\'g", "ǵ"}, {"\\'G", "Ǵ"}, {"\\^a", "â"}, {"\\^e", "ê"}, {"\\^i", "î"}, {"\\^o", "ô"},
+    {"\\^u", "û"}, {"\\^y", "ŷ"}, {"\\^A", "Â"}, {"\\^E", "Ê"}, {"\\^I", "Î"}, {"\\^O", "Ô"}, {"\\^U", "Û"},
+    {"\\^Y", "Ŷ"}, {"\\^c", "ĉ"}, {"\\^s", "ŝ"}, {"\\^z", "ẑ"}, {"\\^C", "Ĉ"}, {"\\^S", "Ŝ"}, {"\\^Z", "Ẑ"},
+    {"\\^g", "ĝ"}, {"\\^G", "Ĝ"}, {"\\~a", "ã"}, {"\\~e", "ẽ"}, {"\\~i", "ĩ"}, {"\\~o", "õ"}, {"\\~u", "ũ"},
+    {"\\~y", "ỹ"}, {"\\~A", "Ã"}, {"\\~E", "Ẽ"}, {"\\~I", "Ĩ"}, {"\\~O", "Õ"}, {"\\~U", "Ũ"}, {"\\~Y", "Ỹ"},
+    {"\\~n", "ñ"}, {"\\~N", "Ñ"}, {"\\\"a", "ä"}, {"\\\"e", "ë"}, {"\\\"i", "ï"}, {"\\\"o", "ö"}, {"\\\"u", "ü"},
+    {"\\\"y", "ÿ"}, {"\\\"A", "Ä"}, {"\\\"E", "Ë"}, {"\\\"I", "Ï"}, {"\\\"O", "Ö"}, {"\\\"U", "Ü"}, {"\\\"Y", "Ÿ"},
+    {"\\va", "ǎ"}, {"\\ve", "ě"}, {"\\vi", "ǐ"}, {"\\vo", "ǒ"}, {"\\vu", "ǔ"}, {"\\vA", "Ǎ"}, {"\\vE", "Ě"},
+    {"\\vI", "Ǐ"}, {"\\vO", "Ǒ"}, {"\\vU", "Ǔ"}, {"\\vc", "č"}, {"\\vn", "ň"}, {"\\vs", "š"}, {"\\vz", "ž"},
+    {"\\vC", "Č"}, {"\\vN", "Ň"}, {"\\vS", "Š"}, {"\\vZ", "Ž"}, {"\\vr", "ř"}, {"\\vR", "Ř"}, {"\\vg", "ǧ"},
+    {"\\vG", "Ǧ"}, {"\\ce", "ȩ"}, {"\\cE", "Ȩ"}, {"\\cc", "ç"}, {"\\cn", "ņ"}, {"\\cs", "ş"}, {"\\cC", "Ç"},
+    {"\\cN", "Ņ"}, {"\\cS", "Ş"}, {"\\cr", "ŗ"}, {"\\cR", "Ŗ"}, {"\\cg", "ģ"}, {"\\cG", "Ģ"},
+};
+
+static size_t put_accent(struct data_buf *out, const char *p)
 {
-    if (out->len)
-        data_buf_putc(out, '\n');
-    for (const char *p = value; *p; p++) {
-        if (!aligned) {
-            data_buf_putc(out, *p);
-        } else if (*p == '\\' && p[1] == '-') {
-            data_buf_putc(out, '-');
-            p++;
-        } else if (*p == '~') {
-            data_buf_putc(out, ' ');
-        } else if (*p == '-' || *p == '_' || *p == '*' || *p == '|') {
-            continue;
-        } else if (*p == ' ' && out->len && out->data[out->len - 1] == ' ') {
-            continue;
-        } else {
-            data_buf_putc(out, *p);
+    for (size_t i = 0; i < sizeof accents / sizeof accents[0]; i++)
+        if (!strncmp(p, accents[i][0], 3)) {
+            data_buf_puts(out, accents[i][1]);
+            return 3;
         }
-    }
-    trim_end(out);
+    return 0;
 }
 
 static int lyrics_text(const struct tune *t, struct data_buf *out)
 {
     const abc_tune *tu = &t->file->tunes[0];
     int lines = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        char key = pass ? 'W' : 'w';
-        for (size_t i = 0; i < tu->n_header; i++)
-            if (tu->header[i].key == key && tu->header[i].value[0]) {
-                lyric_line(out, tu->header[i].value, !pass);
-                lines++;
-            }
-        for (size_t i = 0; i < tu->n_body; i++) {
-            const abc_element *e = &tu->body[i];
-            if (e->kind == ABC_EL_FIELD && e->u.field.key == key && e->u.field.value[0]) {
-                lyric_line(out, e->u.field.value, !pass);
-                lines++;
+    for (size_t i = 0; i < tu->n_body; i++) {
+        const abc_element *e = &tu->body[i];
+        if (e->kind != ABC_EL_FIELD || e->u.field.key != 'w' || !e->u.field.value[0])
+            continue;
+        if (lines++)
+            data_buf_putc(out, '\n');
+        for (const char *p = e->u.field.value; *p; p++) {
+            size_t k = *p == '\\' ? put_accent(out, p) : 0;
+            if (k) {
+                p += k - 1;
+            } else if (*p == '\\' && p[1] == '-') {
+                data_buf_putc(out, '-');
+                p++;
+            } else if (*p == '~') {
+                data_buf_putc(out, ' ');
+            } else if (*p == '-' || *p == '_' || *p == '*' || *p == '|') {
+                continue;
+            } else if (*p == ' ' && out->len && out->data[out->len - 1] == ' ') {
+                continue;
+            } else {
+                data_buf_putc(out, *p);
             }
         }
+        trim_end(out);
     }
     return lines;
 }
@@ -1050,23 +1078,21 @@ static void f_key(struct ctx *c, int zh)
     emit(c, DATA_TASK_KEY_MODE, zh, c->out.data);
 }
 
-/* Per-mille rates at which an applicable family is taken for a tune. Rare ingredients (lyrics) always. */
+/* Per-mille rates at which an applicable family is taken for a tune. Families that need chord symbols (a minority
+ * of the tunes) are taken more often; lyrics (rarer still) always. */
 static const int rate[DATA_TASK_COUNT] = {
     [DATA_TASK_CONTINUATION] = 300, [DATA_TASK_COMPOSE_MOOD] = 250,  [DATA_TASK_COMPOSE_MOTIF] = 200,
-    [DATA_TASK_COMPOSE_CHORDS] = 250, [DATA_TASK_COMPOSE_FORM] = 200, [DATA_TASK_COMPOSE_REFERENCE] = 200,
+    [DATA_TASK_COMPOSE_CHORDS] = 500, [DATA_TASK_COMPOSE_FORM] = 200, [DATA_TASK_COMPOSE_REFERENCE] = 200,
     [DATA_TASK_COMPOSE_STYLE] = 200, [DATA_TASK_LYRICS] = 1000,      [DATA_TASK_FIND_MELODY] = 200,
-    [DATA_TASK_FIND_CHORD] = 200,    [DATA_TASK_COUNT_BARS] = 150,   [DATA_TASK_PROGRESSION] = 200,
-    [DATA_TASK_HARMONISE] = 250,     [DATA_TASK_MELODISE] = 200,     [DATA_TASK_GENRE] = 300,
+    [DATA_TASK_FIND_CHORD] = 400,    [DATA_TASK_COUNT_BARS] = 150,   [DATA_TASK_PROGRESSION] = 400,
+    [DATA_TASK_HARMONISE] = 500,     [DATA_TASK_MELODISE] = 400,     [DATA_TASK_GENRE] = 300,
     [DATA_TASK_KEY_MODE] = 250,
 };
 
 static int take(struct ctx *c, enum data_task t)
 {
-    int yes = (int)rng_below(&c->rng, 1000) < rate[t];
-    if (yes) {
-        data_buf_reset(&c->in);
-    }
-    return yes;
+    data_buf_reset(&c->in);
+    return (int)rng_below(&c->rng, 1000) < rate[t];
 }
 
 void sft_tune(struct sft_gen *g, const struct tune *t, const struct tune_meta *meta, sft_emit_fn emit_fn, void *ectx)

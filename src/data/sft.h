@@ -28,8 +28,8 @@ void sft_tune(struct sft_gen *g, const struct tune *t, const struct tune_meta *m
  * of them to emit (so that the caller can split them): called with the record's index, returns non-zero to emit. */
 void sft_self_cognition(int (*select)(void *ctx, unsigned index), sft_emit_fn emit, void *ctx);
 
-/* The tune's lyrics as plain text (w: syllables joined into words, then W: verses) appended to out; returns the
- * number of lyric lines (0: the tune has no lyrics). */
+/* The tune's w: lyrics as plain text (syllables joined into words) appended to out; returns the number of lyric
+ * lines (0: the tune has no lyrics). */
 int sft_lyrics(const struct tune *t, struct data_buf *out);
 
 #endif
