@@ -82,9 +82,10 @@ struct train_corpus {
     size_t map_size;
 };
 
-/* Tokenises the sources (directories: their .abc and .jsonl files, recursively; .abc: one document per
- * tune, skipping tunes that an index.tsv beside the file marks "test"; .txt: documents separated by
- * <|endofdoc|> lines; .jsonl: chat records, xtuner "conversation" or OpenAI "messages") and writes the
+/* Tokenises the sources (directories: their .abc, .jsonl and .shard files, recursively; .abc: one document
+ * per tune, skipping tunes that an index.tsv beside the file marks "test"; .txt: documents separated by
+ * <|endofdoc|> lines; .jsonl: chat records, xtuner "conversation" or OpenAI "messages"; .shard: token
+ * shards of the data pipeline, melodist/shard.h) and writes the
  * train and validation caches (documents drawn into validation by a seeded hash, valid_fraction of them). */
 int corpus_build(const char *const *sources, size_t n_sources, const mt_tokenizer *tok, double valid_fraction,
                  uint64_t seed, const char *train_path, const char *valid_path, char *err, size_t errlen);

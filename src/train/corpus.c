@@ -2,6 +2,7 @@
  * memory-mapped cache file (see train.h for the layout). */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "melodist/json.h"
+#include "melodist/shard.h"
 #include "melodist/train.h"
 
 #define CACHE_MAGIC "MLTK"
@@ -314,6 +316,50 @@ static int jsonl_file(struct builder *b, const char *path)
     return rc;
 }
 
+/* A token shard of the data pipeline (layout in shard.h; read here because the data layer sits above this
+ * one). Documents get BOS and EOS like every other document unless they already carry them. */
+static int shard_file(struct builder *b, const char *path)
+{
+    size_t len;
+    char *buf = slurp(path, &len, b->err, b->errlen);
+    if (!buf)
+        return -1;
+    uint32_t version = 0, width = 0;
+    uint64_t n_tokens = 0, n_docs = 0;
+    if (len >= SHARD_HEADER_BYTES) {
+        memcpy(&version, buf + 8, 4), memcpy(&width, buf + 12, 4);
+        memcpy(&n_tokens, buf + 16, 8), memcpy(&n_docs, buf + 24, 8);
+    }
+    size_t index = SHARD_HEADER_BYTES + ((n_tokens * width + 7) & ~(uint64_t)7);
+    if (len < SHARD_HEADER_BYTES || memcmp(buf, SHARD_MAGIC, 8) || version != SHARD_VERSION ||
+        (width != 2 && width != 4) || n_tokens > len / width || n_docs > len / 8 || index + 8 * (n_docs + 1) != len) {
+        snprintf(b->err, b->errlen, "%s: not a token shard (see melodist/shard.h)", path);
+        free(buf);
+        return -1;
+    }
+    int rc = 0, bos = tok_bos_id(b->tok), eos = tok_eos_id(b->tok);
+    for (uint64_t d = 0; d < n_docs && !rc; d++) {
+        uint64_t lo, hi;
+        memcpy(&lo, buf + index + 8 * d, 8), memcpy(&hi, buf + index + 8 * (d + 1), 8);
+        if (lo > hi || hi > n_tokens) {
+            snprintf(b->err, b->errlen, "%s: corrupt document index at document %" PRIu64, path, d);
+            rc = -1;
+            break;
+        }
+        rc = begin_doc(b);
+        for (uint64_t i = lo; i < hi && !rc; i++) {
+            uint32_t id = 0;
+            memcpy(&id, buf + SHARD_HEADER_BYTES + i * width, width);
+            int v = (int)id;
+            if (!((i == lo && v == bos) || (i + 1 == hi && v == eos)))
+                rc = append_ids(b, &v, 1, 1);
+        }
+        rc = rc || end_doc(b);
+    }
+    free(buf);
+    return rc;
+}
+
 static int has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -322,7 +368,7 @@ static int has_suffix(const char *s, const char *suffix)
 
 static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
 
-/* A file by its extension; a directory: its .abc and .jsonl files, recursively, in name order. */
+/* A file by its extension; a directory: its .abc, .jsonl and .shard files, recursively, in name order. */
 static int add_source(struct builder *b, const char *path, int named)
 {
     struct stat st;
@@ -345,7 +391,7 @@ static int add_source(struct builder *b, const char *path, int named)
                 snprintf(child, sizeof child, "%s/%s", path, name);
                 struct stat cs;
                 if (!stat(child, &cs) && (S_ISDIR(cs.st_mode) || has_suffix(name, ".abc") ||
-                                          has_suffix(name, ".jsonl")))
+                                          has_suffix(name, ".jsonl") || has_suffix(name, ".shard")))
                     rc = add_source(b, child, 0);
             }
             free(list[i]);
@@ -357,9 +403,11 @@ static int add_source(struct builder *b, const char *path, int named)
         return abc_file(b, path);
     if (has_suffix(path, ".jsonl"))
         return jsonl_file(b, path);
+    if (has_suffix(path, ".shard"))
+        return shard_file(b, path);
     if (named && has_suffix(path, ".txt"))
         return txt_file(b, path);
-    snprintf(b->err, b->errlen, "data source %s: unknown kind (expected a directory, .abc, .txt or .jsonl)", path);
+    snprintf(b->err, b->errlen, "data source %s: unknown kind (expected a directory, .abc, .txt, .jsonl or .shard)", path);
     return -1;
 }
 
