@@ -247,7 +247,7 @@ static enum train_result loop(struct run *r)
         double loss = run_rows(r, &r->step_rows, r->rank, r->world, 1, targets ? 1.0f / (float)targets : 0);
         dist_sum_doubles(&loss, 1);
         loss /= (double)(targets ? targets : 1);
-        double norm = optimizer_step(r, lr);
+        double norm = optimizer_step(r, lr), dt = now() - t0;
         r->state.step++;
         r->state.tokens_seen += tokens_per_step;
         if (!isfinite(loss) || !isfinite(norm)) {
@@ -262,7 +262,7 @@ static enum train_result loop(struct run *r)
         int last_step = r->state.step == c->steps;
         if ((c->eval_every && r->state.step % c->eval_every == 0) || last_step)
             valid = evaluate(r);
-        double dt = now() - t0, per_step = (now() - t_begin) / (double)(r->state.step - first);
+        double per_step = (now() - t_begin) / (double)(r->state.step - first);
         struct train_progress p = {.step = r->state.step, .steps = c->steps, .loss = loss, .lr = lr,
                                    .grad_norm = norm, .tokens_per_s = (double)tokens_per_step / dt,
                                    .eta_s = per_step * (double)(c->steps - r->state.step), .valid_loss = valid};
