@@ -103,6 +103,8 @@ int tune_prepare(struct tune *t, const char *raw, size_t len, char *reason, size
     t->text = abc_fmt_tune(f, 0, &t->len);
     if (!t->text)
         abort();
+    while (t->len > 1 && t->text[t->len - 1] == '\n' && t->text[t->len - 2] == '\n')
+        t->text[--t->len] = '\0'; /* one newline at the end: documents are separated by their own line */
     t->file = abc_parse(t->text, t->len);
     if (!t->file)
         abort();
