@@ -136,11 +136,9 @@ static int parse_entry(const char *name, const struct json *e, const uint8_t *da
 int st_parse(const void *buf, size_t size, struct st_file *f, char *err, size_t errlen)
 {
     const uint8_t *b = buf;
+    memset(f, 0, sizeof *f);
     f->map = b;
     f->size = size;
-    f->tensors = NULL;
-    f->count = 0;
-    f->metadata = NULL;
     if (size < 8) {
         snprintf(err, errlen, "file too short for a safetensors header (%zu bytes)", size);
         return -1;
