@@ -104,6 +104,11 @@ static int put_piece_text(tok_stream *s, const char *p, size_t len, bool is_bos_
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    return c <= '9' ? c - '0' : c - 'A' + 10;
+}
+
 /* The text of a non-byte token. */
 static int put_token(tok_stream *s, int id)
 {
@@ -141,10 +146,8 @@ int tok_stream_push(tok_stream *s, int id, const char **text, size_t *len)
         return -1;
     int rc;
     if (t->type[id] == TOK_BYTE) {
-        static const char hex[] = "0123456789ABCDEF";
-        const char *piece = t->blob + t->offset[id]; /* "<0xXX>", checked when loading */
-        s->pending[s->n_pending++] =
-            (unsigned char)((strchr(hex, piece[3]) - hex) * 16 + (strchr(hex, piece[4]) - hex));
+        const char *piece = t->blob + t->offset[id]; /* "<0xXX>" with upper-case hex, checked when loading */
+        s->pending[s->n_pending++] = (unsigned char)(hex_digit(piece[3]) * 16 + hex_digit(piece[4]));
         rc = drain_bytes(s, false);
     } else {
         rc = drain_bytes(s, true);
