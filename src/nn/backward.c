@@ -48,20 +48,29 @@ struct transpose_job {
     int rows, cols;
 };
 
-static void transpose_rows(void *ctx, int begin, int end, int thread)
+#define TRANSPOSE_TILE 32
+
+/* Work item = a band of TRANSPOSE_TILE source columns, copied tile by tile so both sides stay in cache. */
+static void transpose_bands(void *ctx, int begin, int end, int thread)
 {
     struct transpose_job *j = ctx;
     (void)thread;
-    for (int c = begin; c < end; c++)
-        for (int r = 0; r < j->rows; r++)
-            j->dst[(size_t)c * j->rows + r] = j->src[(size_t)r * j->cols + c];
+    for (int band = begin; band < end; band++) {
+        int c0 = band * TRANSPOSE_TILE, c1 = c0 + TRANSPOSE_TILE < j->cols ? c0 + TRANSPOSE_TILE : j->cols;
+        for (int r0 = 0; r0 < j->rows; r0 += TRANSPOSE_TILE) {
+            int r1 = r0 + TRANSPOSE_TILE < j->rows ? r0 + TRANSPOSE_TILE : j->rows;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++)
+                    j->dst[(size_t)c * j->rows + r] = j->src[(size_t)r * j->cols + c];
+        }
+    }
 }
 
 /* dst [cols, rows] = src [rows, cols] transposed. */
 static void transpose(float *dst, const float *src, int rows, int cols)
 {
     struct transpose_job job = {dst, src, rows, cols};
-    nn_parallel_for(cols, transpose_rows, &job);
+    nn_parallel_for((cols + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, transpose_bands, &job);
 }
 
 static void add_into(float *dst, const float *src, size_t n)

@@ -318,7 +318,12 @@ static int setup(struct run *r)
         snprintf(r->err, r->errlen, "%s: cannot create the run directory: %s", r->dir, strerror(errno));
         return -1;
     }
-    if (!(r->tok = tok_load(r->cfg.tokenizer, r->err, r->errlen)) || prepare_model(r) || prepare_data(r))
+    char terr[512];
+    if (!(r->tok = tok_load(r->cfg.tokenizer, terr, sizeof terr))) {
+        snprintf(r->err, r->errlen, "tokenizer (the config's \"tokenizer\"): %s", terr);
+        return -1;
+    }
+    if (prepare_model(r) || prepare_data(r))
         return -1;
     if (rows_alloc(&r->step_rows, r->cfg.batch_size, r->cfg.seq_len) ||
         rows_alloc(&r->eval_rows, r->cfg.eval_batches * r->cfg.micro_batch, r->cfg.seq_len) ||
