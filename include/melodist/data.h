@@ -82,8 +82,10 @@ void data_stats_free(struct data_stats *s);
 struct data_progress {
     const char *path;     /* the input being read */
     size_t input_index, n_inputs;
-    long tunes_read, tunes_kept;
-    int pass;             /* 1: scanning (fingerprints, splits), 2: writing */
+    long tunes_read, tunes_kept; /* pass 2 */
+    long tunes_scanned;          /* pass 1 */
+    int pass;                    /* 1: scanning (fingerprints, splits), 2: writing */
+    int input_done;              /* the input has been read to its end */
 };
 
 struct data_build_options {

@@ -28,8 +28,6 @@ static void usage(FILE *out)
 
 struct cli {
     int tty;
-    int last_pass;
-    size_t last_input;
 };
 
 static void progress(void *ctx, const struct data_progress *p)
@@ -38,12 +36,14 @@ static void progress(void *ctx, const struct data_progress *p)
     const char *name = strrchr(p->path, '/');
     name = name ? name + 1 : p->path;
     if (!c->tty) {
-        if (p->pass == c->last_pass && p->input_index == c->last_input)
-            return; /* plain output: one line per input and pass */
-        c->last_pass = p->pass;
-        c->last_input = p->input_index;
-        fprintf(stderr, "data: pass %d/2: %s (%zu/%zu), tunes read %ld, kept %ld\n", p->pass, name,
-                p->input_index + 1, p->n_inputs, p->tunes_read, p->tunes_kept);
+        if (!p->input_done)
+            return; /* plain output: one line per input and pass, when it is read */
+        if (p->pass == 1)
+            fprintf(stderr, "data: pass 1/2: %s (%zu/%zu), tunes scanned %ld\n", name, p->input_index + 1,
+                    p->n_inputs, p->tunes_scanned);
+        else
+            fprintf(stderr, "data: pass 2/2: %s (%zu/%zu), tunes read %ld, kept %ld\n", name, p->input_index + 1,
+                    p->n_inputs, p->tunes_read, p->tunes_kept);
         return;
     }
     int width = 30;
@@ -53,8 +53,10 @@ static void progress(void *ctx, const struct data_progress *p)
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "\r[%s] pass %d/2 %-24.24s read %ld kept %ld ", bar, p->pass, name,
-                          p->tunes_read, p->tunes_kept);
+    if (p->pass == 1)
+        fprintf(stderr, "\r[%s] pass 1/2 %-24.24s scanned %ld ", bar, name, p->tunes_scanned);
+    else
+        fprintf(stderr, "\r[%s] pass 2/2 %-24.24s read %ld kept %ld ", bar, name, p->tunes_read, p->tunes_kept);
 }
 
 static void sample(void *ctx, const char *task, const char *system, const char *input, const char *output)
@@ -126,7 +128,7 @@ static int cmd_build(int argc, char **argv)
         rc = 2;
         goto done;
     }
-    struct cli c = {isatty(2), 0, 0};
+    struct cli c = {isatty(2)};
     struct data_build_options o = {0};
     o.out_dir = out;
     o.inputs = inputs;

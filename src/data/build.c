@@ -38,6 +38,7 @@ struct builder {
     int samples[DATA_TASK_COUNT];
     struct data_buf line;
     int write_failed;
+    long tunes_scanned;           /* pass 1 */
 };
 
 /* ---- output directory ---- */
@@ -267,6 +268,7 @@ static void count_lyrics(struct builder *b, const struct tune *t)
 
 static void pass1_tune(struct builder *b, struct input_item *it, int seq)
 {
+    b->tunes_scanned++;
     struct data_counters scratch = {0};
     repair_tune(&it->text, it->missing_x, seq, &scratch);
     free(scratch.items);
@@ -345,12 +347,12 @@ static void pass2_sft(struct builder *b, struct input_item *it)
     data_buf_free(&input);
 }
 
-static void report(struct builder *b, const char *path, size_t index, int pass)
+static void report(struct builder *b, const char *path, size_t index, int pass, int done)
 {
     if (!b->o->progress)
         return;
     struct data_progress p = {path, index, b->o->n_inputs + b->o->n_knowledge, b->st->tunes_read, b->st->tunes_kept,
-                              pass};
+                              b->tunes_scanned, pass, done};
     b->o->progress(b->o->ctx, &p);
 }
 
@@ -362,7 +364,7 @@ static int run_pass(struct builder *b, int pass, char *err, size_t errlen)
     for (size_t i = 0; i < n_all && !rc; i++) {
         int knowledge = i >= b->o->n_inputs;
         const char *path = knowledge ? b->o->knowledge[i - b->o->n_inputs] : b->o->inputs[i];
-        report(b, path, i, pass);
+        report(b, path, i, pass, 0);
         struct input_reader *r = input_open(path, knowledge, err, errlen);
         if (!r)
             return -1;
@@ -375,7 +377,7 @@ static int run_pass(struct builder *b, int pass, char *err, size_t errlen)
                 else
                     pass2_tune(b, &it, seq);
                 if (seq % 512 == 0)
-                    report(b, path, i, pass);
+                    report(b, path, i, pass, 0);
             } else if (pass == 2) {
                 if (it.kind == INPUT_TEXT)
                     pass2_text(b, &it);
@@ -385,6 +387,8 @@ static int run_pass(struct builder *b, int pass, char *err, size_t errlen)
         }
         if (got < 0)
             rc = -1;
+        else
+            report(b, path, i, pass, 1);
         input_close(r);
     }
     input_item_free(&it);
