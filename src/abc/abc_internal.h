@@ -19,8 +19,10 @@ typedef struct abc_vec {
     size_t n, cap, item;
 } abc_vec;
 void *abc_vec_push(abc_vec *v); /* zeroed new slot, NULL when out of memory */
+bool abc_vec_reserve(abc_vec *v, size_t n); /* room for n items in all */
 void abc_vec_free(abc_vec *v);
-/* Copy the items into the arena and free the vector; returns the arena copy (NULL when empty). */
+/* Hand the items over to the arena (freed with it) and reset the vector; returns them (NULL when empty or
+ * out of memory). */
 void *abc_vec_move(abc_vec *v, abc_arena *a);
 
 /* Growable string for printers. */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "abc_internal.h"
 
@@ -14,6 +15,9 @@ struct block {
 
 struct abc_arena {
     struct block *head;
+    size_t next_block; /* blocks grow from 4 KiB to 64 KiB: small tunes stay small */
+    void **adopted; /* malloc'd buffers freed with the arena */
+    size_t n_adopted, cap_adopted;
 };
 
 abc_arena *abc_arena_new(void)
@@ -29,6 +33,9 @@ void abc_arena_free(abc_arena *a)
         next = b->next;
         free(b);
     }
+    for (size_t i = 0; i < a->n_adopted; i++)
+        free(a->adopted[i]);
+    free(a->adopted);
     free(a);
 }
 
@@ -37,7 +44,9 @@ void *abc_arena_alloc(abc_arena *a, size_t size)
     size = (size + 7) & ~(size_t)7;
     struct block *b = a->head;
     if (!b || b->size - b->used < size) {
-        size_t bsize = size > 65536 ? size : 65536;
+        size_t grow = a->next_block ? a->next_block : 4096;
+        a->next_block = grow < 65536 ? grow * 2 : grow;
+        size_t bsize = size > grow ? size : grow;
         b = malloc(sizeof *b + bsize);
         if (!b)
             return NULL;
@@ -60,6 +69,41 @@ char *abc_arena_strndup(abc_arena *a, const char *s, size_t n)
         p[n] = 0;
     }
     return p;
+}
+
+/* Big first reservations get 2 MiB-aligned memory the kernel may back with huge pages: a 4 MB file has
+ * ~60 MB of elements, and faulting that in 4 KiB pages costs as much as parsing. */
+static void *alloc_big(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    bytes = (bytes + huge - 1) & ~(huge - 1);
+    if (posix_memalign(&p, huge, bytes))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+bool abc_vec_reserve(abc_vec *v, size_t n)
+{
+    if (n <= v->cap)
+        return true;
+    if (!v->data && n * v->item >= ((size_t)8 << 20)) {
+        void *d = alloc_big(n * v->item);
+        if (d) {
+            v->data = d;
+            v->cap = n;
+            return true;
+        }
+    }
+    void *d = realloc(v->data, n * v->item);
+    if (!d)
+        return false;
+    v->data = d;
+    v->cap = n;
+    return true;
 }
 
 void *abc_vec_push(abc_vec *v)
@@ -87,12 +131,20 @@ void abc_vec_free(abc_vec *v)
 void *abc_vec_move(abc_vec *v, abc_arena *a)
 {
     void *p = NULL;
-    if (v->n) {
-        p = abc_arena_alloc(a, v->n * v->item);
-        if (p)
-            memcpy(p, v->data, v->n * v->item);
+    if (v->n && a->n_adopted == a->cap_adopted) {
+        size_t cap = a->cap_adopted ? a->cap_adopted * 2 : 16;
+        void **ad = realloc(a->adopted, cap * sizeof *ad);
+        if (ad) {
+            a->adopted = ad;
+            a->cap_adopted = cap;
+        }
     }
-    free(v->data);
+    if (v->n && a->n_adopted < a->cap_adopted) {
+        p = v->data; /* the arena takes the buffer over: no copy */
+        a->adopted[a->n_adopted++] = p;
+    } else {
+        free(v->data);
+    }
     v->data = NULL;
     v->cap = 0;
     return p;

@@ -82,16 +82,26 @@ static int cmp_pos(const void *a, const void *b)
     return 0;
 }
 
-/* Insertion sort: stable, and diagnostics arrive almost sorted. */
+/* Stable merge sort (diagnostics of several passes arrive as sorted runs). */
 void abc_diags_sort(abc_diags *d)
 {
-    for (size_t i = 1; i < d->n; i++) {
-        abc_diag t = d->items[i];
-        size_t j = i;
-        while (j > 0 && cmp_pos(&d->items[j - 1], &t) > 0) {
-            d->items[j] = d->items[j - 1];
-            j--;
+    if (d->n < 2)
+        return;
+    abc_diag *tmp = malloc(d->n * sizeof *tmp);
+    if (!tmp)
+        return;
+    for (size_t width = 1; width < d->n; width *= 2) {
+        for (size_t lo = 0; lo < d->n; lo += 2 * width) {
+            size_t mid = lo + width < d->n ? lo + width : d->n, hi = lo + 2 * width < d->n ? lo + 2 * width : d->n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = cmp_pos(&d->items[j], &d->items[i]) < 0 ? d->items[j++] : d->items[i++];
+            while (i < mid)
+                tmp[k++] = d->items[i++];
+            while (j < hi)
+                tmp[k++] = d->items[j++];
         }
-        d->items[j] = t;
+        memcpy(d->items, tmp, d->n * sizeof *tmp);
     }
+    free(tmp);
 }

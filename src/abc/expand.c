@@ -210,7 +210,7 @@ static void voice_order(const abc_model *m, const abc_voice *v, order *o)
         }
 }
 
-static void number_bars(const abc_model *m, abc_voice *v)
+void abc_number_bars(const abc_model *m, abc_voice *v)
 {
     abc_frac full = abc_meter_bar_length(m->meter);
     int number = 1;
@@ -226,7 +226,7 @@ bool abc_model_expand(abc_model *m)
     abc_vec chords = {.item = sizeof(abc_chord_symbol)};
     for (size_t vi = 0; vi < m->n_voices; vi++) {
         abc_voice *v = &m->voices[vi];
-        number_bars(m, v);
+        abc_number_bars(m, v);
         order o = {0};
         voice_order(m, v, &o);
         if (o.oom) {

@@ -702,6 +702,11 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
 
 abc_model *abc_model_new(const abc_file *f, size_t index, abc_diags *diags)
 {
+    return abc_model_build(f, index, diags, true);
+}
+
+abc_model *abc_model_build(const abc_file *f, size_t index, abc_diags *diags, bool expand)
+{
     if (index >= f->n_tunes)
         return NULL;
     abc_model *m = calloc(1, sizeof *m);
@@ -748,7 +753,7 @@ abc_model *abc_model_new(const abc_file *f, size_t index, abc_diags *diags)
     if (ok) {
         m->bars = m->voices[0].bars;
         m->n_bars = m->voices[0].n_bars;
-        ok = abc_model_expand(m);
+        ok = !expand || abc_model_expand(m);
     }
     if (!ok) {
         abc_model_free(m);

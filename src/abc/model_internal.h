@@ -4,8 +4,15 @@
 
 #include "melodist/abc.h"
 
+/* abc_model_new() without the playback expansion (played events, play orders, played chord symbols stay
+ * empty): what the validator needs. */
+abc_model *abc_model_build(const abc_file *f, size_t index, abc_diags *diags, bool expand);
+
 /* Fill bar numbers, play orders, played events and chord symbols of a built model. False when out of memory. */
 bool abc_model_expand(abc_model *m);
+
+/* Written bar numbers of a voice: 0 for a pickup bar, then 1, 2, ... */
+void abc_number_bars(const abc_model *m, abc_voice *v);
 
 /* Does the ending list ("1", "1,3", "2-4") include pass n? */
 bool abc_ending_has(const char *list, int n);

@@ -1,5 +1,6 @@
 /* Validator: header rules, field letters, bar lengths against the meter, balance of slurs, ties, tuplets,
  * grace groups and endings. Syntax errors come from the parser, field values from the model builder. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "abc_internal.h"
@@ -45,12 +46,6 @@ static void check_header(const abc_file *f, size_t index, abc_diags *out)
             abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "header",
                           "move it into the tune header, before K:", "field '%c:' is only allowed in the header", k);
     }
-    for (size_t j = 0; j < index; j++)
-        if (f->tunes[j].x == t->x && t->x >= 0) {
-            abc_diags_add(out, ABC_WARNING, t->first_line, 1, ti, "header", "give every tune its own X: number",
-                          "X:%d is used by an earlier tune", t->x);
-            break;
-        }
 }
 
 /* Slurs, tuplets, grace groups and endings in written order (per tune; voices share the counters). */
@@ -217,20 +212,52 @@ static void check_bars(const abc_model *m, int ti, abc_diags *out)
     }
 }
 
-size_t abc_validate_tune(const abc_file *f, size_t index, abc_diags *out)
+static void duplicate_x(const abc_file *f, size_t index, size_t earlier, abc_diags *out)
 {
-    if (index >= f->n_tunes)
-        return 0;
+    const abc_tune *t = &f->tunes[index];
+    abc_diags_add(out, ABC_WARNING, t->first_line, 1, (int)index, "header", "give every tune its own X: number",
+                  "X:%d is already used by the tune at line %d", t->x, f->tunes[earlier].first_line);
+}
+
+static size_t validate_one(const abc_file *f, size_t index, abc_diags *out)
+{
     size_t before = out->n_errors;
     check_header(f, index, out);
     check_balance(f, index, out);
-    abc_model *m = abc_model_new(f, index, out);
+    abc_model *m = abc_model_build(f, index, out, false);
     if (m) {
+        for (size_t v = 0; v < m->n_voices; v++)
+            abc_number_bars(m, &m->voices[v]);
         check_ties(m, (int)index, out);
         check_bars(m, (int)index, out);
         abc_model_free(m);
     }
     return out->n_errors - before;
+}
+
+size_t abc_validate_tune(const abc_file *f, size_t index, abc_diags *out)
+{
+    if (index >= f->n_tunes)
+        return 0;
+    for (size_t j = 0; j < index; j++)
+        if (f->tunes[j].x == f->tunes[index].x && f->tunes[index].x >= 0) {
+            duplicate_x(f, index, j, out);
+            break;
+        }
+    return validate_one(f, index, out);
+}
+
+typedef struct x_index {
+    int x;
+    size_t index;
+} x_index;
+
+static int cmp_x(const void *a, const void *b)
+{
+    const x_index *p = a, *q = b;
+    if (p->x != q->x)
+        return p->x < q->x ? -1 : 1;
+    return p->index < q->index ? -1 : p->index > q->index;
 }
 
 size_t abc_validate_file(const abc_file *f, abc_diags *out)
@@ -240,8 +267,18 @@ size_t abc_validate_file(const abc_file *f, abc_diags *out)
         const abc_diag *d = &f->diags.items[i];
         abc_diags_add(out, d->severity, d->line, d->col, d->tune, d->category, d->hint, "%s", d->message);
     }
+    x_index *xs = malloc((f->n_tunes ? f->n_tunes : 1) * sizeof *xs);
+    if (xs) { /* repeated X: numbers, in one sort rather than a scan per tune */
+        for (size_t i = 0; i < f->n_tunes; i++)
+            xs[i] = (x_index){f->tunes[i].x, i};
+        qsort(xs, f->n_tunes, sizeof *xs, cmp_x);
+        for (size_t i = 1; i < f->n_tunes; i++)
+            if (xs[i].x >= 0 && xs[i].x == xs[i - 1].x)
+                duplicate_x(f, xs[i].index, xs[i - 1].index, out);
+        free(xs);
+    }
     for (size_t i = 0; i < f->n_tunes; i++)
-        abc_validate_tune(f, i, out);
+        validate_one(f, i, out);
     abc_diags_sort(out);
     return out->n_errors - before;
 }
