@@ -744,7 +744,7 @@ static void f_style(struct ctx *c, int zh)
     const abc_model *m = c->t->model;
     data_buf_reset(&c->tmp);
     if (m->composer && m->composer[0])
-        data_buf_printf(&c->tmp, zh ? "%s" : "%s", m->composer);
+        data_buf_puts(&c->tmp, m->composer);
     else if (m->origin && m->origin[0])
         data_buf_printf(&c->tmp, zh ? "%s（%s）" : "%s (%s)", col ? (zh ? col->zh : col->en) : c->meta->collection,
                         m->origin);
