@@ -383,6 +383,10 @@ void abc_model_free(abc_model *m);
 size_t abc_validate_tune(const abc_file *f, size_t index, abc_diags *out);
 /* The parse diagnostics plus abc_validate_tune() of every tune, sorted by position. Returns error count. */
 size_t abc_validate_file(const abc_file *f, abc_diags *out);
+/* abc_parse() + abc_validate_file() of a whole buffer, one tune at a time, so that memory stays small and
+ * in cache (what 'melodist abc check' uses). Same diagnostics; tune indexes count tunes in the buffer.
+ * *n_tunes (may be NULL) gets the number of tunes. Returns the error count. */
+size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_tunes);
 
 /* ---------------------------------------------------------------- normaliser (fmt.c) */
 

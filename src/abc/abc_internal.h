@@ -36,6 +36,10 @@ void abc_buf_puts(abc_buf *b, const char *s);
 void abc_buf_putc(abc_buf *b, char c);
 void abc_buf_printf(abc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* abc_parse() of a piece of a bigger file: line numbers start at first_line, and tuplet defaults start from
+ * a compound meter when the file header says so. */
+abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compound);
+
 /* Default tuplet q for p (the standard's table; compound: meter is 6/8, 9/8, 12/8 ...). */
 int abc_tuplet_default_q(int p, bool compound);
 bool abc_meter_is_compound(abc_meter m);

@@ -56,6 +56,24 @@ static abc_frac reduce128(__int128 num, __int128 den)
     return (abc_frac){(int64_t)num, (int64_t)den};
 }
 
+/* Fast path: everything fits 64 bits (all real music); otherwise the exact 128-bit route. */
+static abc_frac reduce64(int64_t num, int64_t den)
+{
+    if (!(den & (den - 1))) { /* power-of-two denominators (most note times): the gcd is a shift */
+        if (num == 0)
+            return (abc_frac){0, 1};
+        int k = __builtin_ctzll((uint64_t)num), l = __builtin_ctzll((uint64_t)den);
+        k = k < l ? k : l;
+        return (abc_frac){num >> k, den >> k};
+    }
+    int64_t g = gcd64(num, den);
+    if (g > 1) {
+        num /= g;
+        den /= g;
+    }
+    return (abc_frac){num, den};
+}
+
 abc_frac abc_frac_make(int64_t num, int64_t den)
 {
     if (den == 0)
@@ -66,23 +84,7 @@ abc_frac abc_frac_make(int64_t num, int64_t den)
     } else if (den < 0) {
         return reduce128(-(__int128)num, -(__int128)den);
     }
-    int64_t g = gcd64(num, den);
-    if (g > 1) {
-        num /= g;
-        den /= g;
-    }
-    return (abc_frac){num, den};
-}
-
-/* Fast path: everything fits 64 bits (all real music); otherwise the exact 128-bit route. */
-static abc_frac reduce64(int64_t num, int64_t den)
-{
-    int64_t g = gcd64(num, den);
-    if (g > 1) {
-        num /= g;
-        den /= g;
-    }
-    return (abc_frac){num, den};
+    return reduce64(num, den);
 }
 
 abc_frac abc_frac_add(abc_frac a, abc_frac b)
@@ -108,6 +110,8 @@ abc_frac abc_frac_mul(abc_frac a, abc_frac b)
     int64_t n, d;
     if (b.num == 1 && b.den == 1)
         return a;
+    if (a.num == 1 && a.den == 1)
+        return b;
     if (!__builtin_mul_overflow(a.num, b.num, &n) && !__builtin_mul_overflow(a.den, b.den, &d))
         return reduce64(n, d);
     return reduce128((__int128)a.num * b.num, (__int128)a.den * b.den);

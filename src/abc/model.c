@@ -170,8 +170,9 @@ static void end_group(voice_state *v, size_t first, abc_frac mult)
         f = abc_frac_mul(f, v->tup_factor);
         v->tup_left--;
     }
-    for (size_t i = first; i < n; i++)
-        ev[i].dur = abc_frac_mul(ev[i].dur, f);
+    if (f.num != 1 || f.den != 1)
+        for (size_t i = first; i < n; i++)
+            ev[i].dur = abc_frac_mul(ev[i].dur, f);
     v->group_first = first;
     v->group_start = v->t;
     v->have_group = true;
@@ -222,7 +223,9 @@ static int note_pitch(voice_state *v, const abc_note *n, bool *tied)
 
 static abc_frac len_frac(abc_len l)
 {
-    return l.den == 0 ? (abc_frac){1, 1} : abc_frac_make(l.num, l.den);
+    if (l.den == 0 || (l.num == 1 && l.den == 1))
+        return (abc_frac){1, 1};
+    return abc_frac_make(l.num, l.den);
 }
 
 static abc_event *push_event(builder *b, voice_state *v, const abc_element *e, int element)

@@ -641,6 +641,11 @@ enum section { FILE_HEADER, BETWEEN, HEADER, BODY };
 
 abc_file *abc_parse(const char *buf, size_t len)
 {
+    return abc_parse_part(buf, len, 1, false);
+}
+
+abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compound)
+{
     abc_file *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
@@ -656,7 +661,7 @@ abc_file *abc_parse(const char *buf, size_t len)
     f->text_len = len;
     abc_diags_init(&f->diags);
 
-    parser p = {.f = f, .s = f->text, .n = len, .line = 0, .tune = -1};
+    parser p = {.f = f, .s = f->text, .n = len, .line = first_line - 1, .tune = -1};
     p.fields.item = sizeof(abc_field);
     p.els.item = sizeof(abc_element);
     p.tunes.item = sizeof(tune_span);
@@ -664,7 +669,7 @@ abc_file *abc_parse(const char *buf, size_t len)
     /* about one element per 3 bytes of music: one allocation instead of a chain of reallocs */
     abc_vec_reserve(&p.els, len / 3 + 64);
     enum section sec = FILE_HEADER;
-    bool file_compound = false;
+    bool file_compound = compound;
 
     size_t pos = 0;
     if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3))

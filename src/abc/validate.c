@@ -282,3 +282,95 @@ size_t abc_validate_file(const abc_file *f, abc_diags *out)
     abc_diags_sort(out);
     return out->n_errors - before;
 }
+
+/* Offsets of the lines that start a tune ("X:" at the start of a line), with their line numbers. */
+typedef struct tune_start {
+    size_t off;
+    int line;
+} tune_start;
+
+static void copy_diags(const abc_diags *from, int tune, abc_diags *out)
+{
+    for (size_t i = 0; i < from->n; i++) {
+        const abc_diag *d = &from->items[i];
+        abc_diags_add(out, d->severity, d->line, d->col, d->tune < 0 ? -1 : tune, d->category, d->hint, "%s",
+                      d->message);
+    }
+}
+
+size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_tunes)
+{
+    size_t before = out->n_errors;
+    abc_vec starts = {.item = sizeof(tune_start)};
+    size_t pos = len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    int line = 1;
+    while (pos < len) {
+        if (len - pos >= 2 && buf[pos] == 'X' && buf[pos + 1] == ':') {
+            tune_start *ts = abc_vec_push(&starts);
+            if (!ts)
+                break;
+            *ts = (tune_start){pos, line};
+        }
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        if (!nl)
+            break;
+        pos = (size_t)(nl - buf) + 1;
+        line++;
+    }
+    tune_start *ts = starts.data;
+    size_t n = starts.n;
+    /* the file header (text before the first tune) gives every tune its defaults */
+    abc_file *head = abc_parse(buf, n ? ts[0].off : len);
+    x_index *xs = malloc((n ? n : 1) * sizeof *xs);
+    if (!head || !xs) {
+        abc_file_free(head);
+        free(xs);
+        abc_vec_free(&starts);
+        abc_diags_add(out, ABC_ERROR, 1, 1, -1, "memory", NULL, "out of memory");
+        return out->n_errors - before;
+    }
+    copy_diags(&head->diags, -1, out);
+    bool compound = false;
+    for (size_t i = 0; i < head->n_header; i++) {
+        abc_meter m;
+        char err[8];
+        if (head->header[i].key == 'M' && abc_parse_meter(head->header[i].value, &m, err, sizeof err))
+            compound = abc_meter_is_compound(m);
+    }
+    abc_diags tune_diags;
+    abc_diags_init(&tune_diags);
+    for (size_t i = 0; i < n; i++) {
+        size_t end = i + 1 < n ? ts[i + 1].off : len;
+        abc_file *f = abc_parse_part(buf + ts[i].off, end - ts[i].off, ts[i].line, compound);
+        if (!f) {
+            abc_diags_add(out, ABC_ERROR, ts[i].line, 1, (int)i, "memory", NULL, "out of memory");
+            continue;
+        }
+        f->header = head->header;
+        f->n_header = head->n_header;
+        xs[i] = (x_index){f->n_tunes ? f->tunes[0].x : -1, i};
+        abc_diags_clear(&tune_diags);
+        copy_diags(&f->diags, 0, &tune_diags);
+        if (f->n_tunes)
+            validate_one(f, 0, &tune_diags);
+        abc_diags_sort(&tune_diags);
+        copy_diags(&tune_diags, (int)i, out);
+        f->header = NULL;
+        f->n_header = 0;
+        abc_file_free(f);
+    }
+    abc_diags_free(&tune_diags);
+    qsort(xs, n, sizeof *xs, cmp_x);
+    for (size_t i = 1; i < n; i++)
+        if (xs[i].x >= 0 && xs[i].x == xs[i - 1].x)
+            abc_diags_add(out, ABC_WARNING, ts[xs[i].index].line, 1, (int)xs[i].index, "header",
+                          "give every tune its own X: number", "X:%d is already used by the tune at line %d",
+                          xs[i].x, ts[xs[i - 1].index].line);
+    abc_diags_sort(out);
+    if (n_tunes)
+        *n_tunes = n;
+    free(xs);
+    abc_file_free(head);
+    abc_vec_free(&starts);
+    return out->n_errors - before;
+}

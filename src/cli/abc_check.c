@@ -1,5 +1,6 @@
 /* melodist abc check: validate ABC files; diagnostics on stderr (or JSON on stdout). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "abc_commands.h"
@@ -21,35 +22,31 @@ static void usage(FILE *out)
             "exit status: 0 all valid, 1 some error found (or a file unreadable), 2 usage error\n");
 }
 
-/* Diagnostics of one file, restricted to one tune when tune >= 0. */
-static size_t collect(const abc_file *f, int tune, abc_diags *out)
+/* Diagnostics of one tune of a file. */
+static void collect(const abc_file *f, size_t tune, abc_diags *out)
 {
-    if (tune < 0)
-        return abc_validate_file(f, out);
     for (size_t i = 0; i < f->diags.n; i++) {
         const abc_diag *d = &f->diags.items[i];
-        if (d->tune == tune)
+        if (d->tune == (int)tune)
             abc_diags_add(out, d->severity, d->line, d->col, d->tune, d->category, d->hint, "%s", d->message);
     }
-    abc_validate_tune(f, (size_t)tune, out);
+    abc_validate_tune(f, tune, out);
     abc_diags_sort(out);
-    return out->n_errors;
 }
 
-static void print_json_file(const char *name, const abc_file *f, const abc_diags *d, bool errors_only, bool first)
+static void print_json_file(const char *name, size_t n_tunes, const abc_diags *d, bool errors_only, bool first)
 {
     printf("%s{\"file\":", first ? "" : ",");
     abc_json_string(stdout, name);
-    printf(",\"tunes\":%zu,\"errors\":%zu,\"warnings\":%zu,\"diagnostics\":[", f ? f->n_tunes : 0,
-           d ? d->n_errors : 1, d ? d->n_warnings : 0);
+    printf(",\"tunes\":%zu,\"errors\":%zu,\"warnings\":%zu,\"diagnostics\":[", n_tunes, d ? d->n_errors : 1,
+           d ? d->n_warnings : 0);
     bool sep = false;
     for (size_t i = 0; d && i < d->n; i++) {
         const abc_diag *g = &d->items[i];
         if (errors_only && g->severity != ABC_ERROR)
             continue;
-        printf("%s{\"severity\":\"%s\",\"line\":%d,\"col\":%d,\"x\":%d,\"category\":", sep ? "," : "",
-               g->severity == ABC_ERROR ? "error" : "warning", g->line, g->col,
-               g->tune >= 0 && f ? f->tunes[g->tune].x : -1);
+        printf("%s{\"severity\":\"%s\",\"line\":%d,\"col\":%d,\"category\":", sep ? "," : "",
+               g->severity == ABC_ERROR ? "error" : "warning", g->line, g->col);
         abc_json_string(stdout, g->category);
         printf(",\"message\":");
         abc_json_string(stdout, g->message);
@@ -96,41 +93,56 @@ int abc_cmd_check(int argc, char **argv)
         printf("{\"files\":[");
     for (int k = 0; k < n_files; k++) {
         const char *name = abc_input_name(files[k]);
-        abc_file *f = abc_input_parse("check", files[k]);
-        if (!f) {
-            invalid = true;
-            if (json)
-                print_json_file(name, NULL, NULL, errors_only, k == 0);
-            continue;
-        }
-        int tune = -1;
-        if (tune_x >= 0 && (tune = abc_file_find_tune(f, tune_x)) < 0) {
-            fprintf(stderr, "melodist abc check: %s has no tune X:%d\n", name, tune_x);
-            invalid = true;
-            abc_file_free(f);
-            continue;
-        }
         abc_diags d;
         abc_diags_init(&d);
-        if (collect(f, tune, &d))
-            invalid = true;
-        if (f->n_tunes == 0) {
-            abc_diags_add(&d, ABC_ERROR, 1, 1, -1, "header", "start each tune with an X: line", "no tune in the file");
-            invalid = true;
+        size_t n_tunes = 0;
+        bool ok = true;
+        if (tune_x < 0) { /* the whole file, one tune at a time */
+            size_t len;
+            char *buf = abc_input_read("check", files[k], &len);
+            if (!buf) {
+                ok = false;
+            } else {
+                abc_check_buffer(buf, len, &d, &n_tunes);
+                free(buf);
+            }
+        } else {
+            abc_file *f = abc_input_parse("check", files[k]);
+            int tune = f ? abc_file_find_tune(f, tune_x) : -1;
+            if (f && tune < 0)
+                fprintf(stderr, "melodist abc check: %s has no tune X:%d\n", name, tune_x);
+            if (tune < 0) {
+                ok = false;
+            } else {
+                collect(f, (size_t)tune, &d);
+                n_tunes = 1;
+            }
+            abc_file_free(f);
         }
+        if (!ok) {
+            invalid = true;
+            if (json)
+                print_json_file(name, 0, NULL, errors_only, k == 0);
+            abc_diags_free(&d);
+            continue;
+        }
+        if (n_tunes == 0)
+            abc_diags_add(&d, ABC_ERROR, 1, 1, -1, "header", "start each tune with an X: line", "no tune in the file");
+        if (d.n_errors)
+            invalid = true;
         if (json) {
-            print_json_file(name, f, &d, errors_only, k == 0);
+            print_json_file(name, n_tunes, &d, errors_only, k == 0);
         } else {
             char line[1024];
             for (size_t i = 0; i < d.n; i++) {
                 if (errors_only && d.items[i].severity != ABC_ERROR)
                     continue;
                 abc_diag_format(&d.items[i], name, line, sizeof line);
-                fprintf(stderr, "%s\n", line);
+                fputs(line, stderr);
+                fputc('\n', stderr);
             }
         }
         abc_diags_free(&d);
-        abc_file_free(f);
     }
     if (json)
         printf("],\"valid\":%s}\n", invalid ? "false" : "true");

@@ -38,7 +38,7 @@ const char *abc_input_name(const char *path)
     return !path || !strcmp(path, "-") ? "<stdin>" : path;
 }
 
-abc_file *abc_input_parse(const char *command, const char *path)
+char *abc_input_read(const char *command, const char *path, size_t *len)
 {
     bool is_stdin = !path || !strcmp(path, "-");
     FILE *fp = is_stdin ? stdin : fopen(path, "rb");
@@ -46,15 +46,21 @@ abc_file *abc_input_parse(const char *command, const char *path)
         fprintf(stderr, "melodist abc %s: cannot open %s: %s\n", command, path, strerror(errno));
         return NULL;
     }
-    size_t len = 0;
-    char *buf = read_stream(fp, &len);
+    char *buf = read_stream(fp, len);
     int err = errno;
     if (!is_stdin)
         fclose(fp);
-    if (!buf) {
+    if (!buf)
         fprintf(stderr, "melodist abc %s: cannot read %s: %s\n", command, abc_input_name(path), strerror(err));
+    return buf;
+}
+
+abc_file *abc_input_parse(const char *command, const char *path)
+{
+    size_t len = 0;
+    char *buf = abc_input_read(command, path, &len);
+    if (!buf)
         return NULL;
-    }
     abc_file *f = abc_parse(buf, len);
     free(buf);
     if (!f)

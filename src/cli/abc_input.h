@@ -8,6 +8,8 @@
 
 #include "melodist/abc.h"
 
+/* Read `path` ("-" or NULL: stdin) into a malloc'd buffer; prints why and returns NULL on failure. */
+char *abc_input_read(const char *command, const char *path, size_t *len);
 /* Read and parse `path` ("-" or NULL: stdin). Prints "<command>: cannot read ..." and returns NULL on failure. */
 abc_file *abc_input_parse(const char *command, const char *path);
 /* The display name of an input path. */

@@ -1,5 +1,6 @@
 /* Must-show 1: every tune of the collections parses and validates without a crash, and every diagnostic
  * points into the file (1 <= line <= lines in the file, col >= 1) with a category and a message.
+ * abc_check_buffer (tune at a time) must give exactly the diagnostics of abc_parse + abc_validate_file.
  * Usage: abc_corpus FILE.abc...   exit 77 when no file exists. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,25 @@ int main(int argc, char **argv)
         abc_diags_init(&d);
         abc_validate_file(f, &d);
         tunes += f->n_tunes;
+        /* the tune-at-a-time check gives the same diagnostics */
+        abc_diags d2;
+        abc_diags_init(&d2);
+        size_t n2 = 0;
+        char *again = test_read_file(argv[a], &len);
+        abc_check_buffer(again, len, &d2, &n2);
+        free(again);
+        bool same = n2 == f->n_tunes && d2.n == d.n;
+        for (size_t i = 0; same && i < d.n; i++) {
+            const abc_diag *x = &d.items[i], *y = &d2.items[i];
+            same = x->severity == y->severity && x->line == y->line && x->col == y->col && x->tune == y->tune &&
+                   !strcmp(x->category, y->category) && !strcmp(x->message, y->message);
+        }
+        if (!same) {
+            fprintf(stderr, "%s: abc_check_buffer differs from abc_parse + abc_validate_file (%zu vs %zu)\n",
+                    argv[a], d2.n, d.n);
+            bad++;
+        }
+        abc_diags_free(&d2);
         errors += d.n_errors;
         warnings += d.n_warnings;
         char *tune_bad = calloc(f->n_tunes + 1, 1);
