@@ -133,14 +133,17 @@ int train_config_parse(const char *text, size_t len, const char *path, struct tr
     }
     memset(c, 0, sizeof *c);
     int rc = -1;
-    const struct json *model = section(&r, root, "model", 1), *data = model ? section(&r, root, "data", 1) : NULL;
+    /* Continued training takes the model from its checkpoint; training from scratch needs "model". */
+    const struct json *init = json_get(root, "init_from");
+    int from_checkpoint = init && init->type != JSON_NULL;
+    const struct json *model = section(&r, root, "model", !from_checkpoint);
+    const struct json *data = model ? section(&r, root, "data", 1) : NULL;
     const struct json *train = data ? section(&r, root, "train", 1) : NULL;
     const struct json *eval = train ? section(&r, root, "eval", 0) : NULL;
     const struct json *ckpt = eval ? section(&r, root, "checkpoint", 1) : NULL;
-    if (!ckpt || model_section(&r, model, &c->model))
+    if (!ckpt || (!from_checkpoint && model_section(&r, model, &c->model)))
         goto out;
-    const struct json *init = json_get(root, "init_from");
-    if (init && init->type != JSON_NULL && path_member(&r, init, "\"init_from\"", c->init_from, sizeof c->init_from))
+    if (from_checkpoint && path_member(&r, init, "\"init_from\"", c->init_from, sizeof c->init_from))
         goto out;
     if (path_member(&r, json_get(root, "tokenizer"), "\"tokenizer\"", c->tokenizer, sizeof c->tokenizer))
         goto out;
@@ -181,7 +184,7 @@ int train_config_parse(const char *text, size_t len, const char *path, struct tr
                  c->batch_size, c->micro_batch);
         goto out;
     }
-    if (c->seq_len > c->model.max_position_embeddings) {
+    if (!from_checkpoint && c->seq_len > c->model.max_position_embeddings) {
         snprintf(err, errlen, "%s: \"data\".\"seq_len\" %d exceeds the model's max_position_embeddings %d", path,
                  c->seq_len, c->model.max_position_embeddings);
         goto out;

@@ -164,53 +164,72 @@ static int prepare_data(struct run *r)
     return 0;
 }
 
+/* Continued training: the model (shape and weights) comes from the init_from checkpoint. */
+static int load_init(struct run *r, struct model **m)
+{
+    if (!r->cfg.init_from[0])
+        return 0;
+    if (model_load(r->cfg.init_from, m, r->err, r->errlen))
+        return -1;
+    r->cfg.model = (*m)->config;
+    if (r->cfg.seq_len > r->cfg.model.max_position_embeddings) {
+        snprintf(r->err, r->errlen, "\"data\".\"seq_len\" %d exceeds max_position_embeddings %d of %s",
+                 r->cfg.seq_len, r->cfg.model.max_position_embeddings, r->cfg.init_from);
+        return -1;
+    }
+    return 0;
+}
+
 static int prepare_model(struct run *r)
 {
+    struct model *init = NULL;
     struct model_config *mc = &r->cfg.model;
-    int tv = tok_vocab_size(r->tok);
+    int tv = tok_vocab_size(r->tok), rc = -1;
+    if (load_init(r, &init))
+        goto out;
     if (!mc->vocab_size)
         mc->vocab_size = tv;
     if (mc->vocab_size < tv) {
         snprintf(r->err, r->errlen, "model vocab_size %d is smaller than the tokenizer's %d", mc->vocab_size, tv);
-        return -1;
+        goto out;
     }
-    mc->bos_token_id = tok_bos_id(r->tok) >= 0 ? tok_bos_id(r->tok) : mc->bos_token_id;
-    mc->eos_token_id = tok_eos_id(r->tok) >= 0 ? tok_eos_id(r->tok) : mc->eos_token_id;
-    mc->pad_token_id = tok_pad_id(r->tok) >= 0 ? tok_pad_id(r->tok) : mc->eos_token_id;
+    if (!init) {
+        mc->bos_token_id = tok_bos_id(r->tok) >= 0 ? tok_bos_id(r->tok) : mc->bos_token_id;
+        mc->eos_token_id = tok_eos_id(r->tok) >= 0 ? tok_eos_id(r->tok) : mc->eos_token_id;
+        mc->pad_token_id = tok_pad_id(r->tok) >= 0 ? tok_pad_id(r->tok) : mc->eos_token_id;
+    }
     r->tm = train_model_new(mc, r->cfg.micro_batch, r->cfg.seq_len, r->err, r->errlen);
-    if (!r->tm || adamw_init(&r->opt, r->tm->n_params)) {
-        if (r->tm)
-            snprintf(r->err, r->errlen, "out of memory for the optimizer state");
-        return -1;
+    if (!r->tm)
+        goto out;
+    if (adamw_init(&r->opt, r->tm->n_params)) {
+        snprintf(r->err, r->errlen, "out of memory for the optimizer state");
+        goto out;
     }
     char latest[4096 + 64];
     if (r->o->resume && !checkpoint_latest(r->dir, latest, sizeof latest)) {
         if (checkpoint_load(latest, r->tm, &r->opt, &r->state, r->err, r->errlen))
-            return -1;
+            goto out;
         if (r->state.seq_len != r->cfg.seq_len || r->state.batch_size != r->cfg.batch_size ||
             r->state.seed != r->cfg.seed) {
             snprintf(r->err, r->errlen, "%s was written with seq_len %d, batch_size %d, seed %" PRIu64 "; the config "
                      "now says %d, %d, %" PRIu64 ": restore them to resume, or start a new run directory", latest,
                      r->state.seq_len, r->state.batch_size, r->state.seed, r->cfg.seq_len, r->cfg.batch_size,
                      r->cfg.seed);
-            return -1;
+            goto out;
         }
         say(r, "resuming from %s (step %" PRId64 ")", latest, r->state.step);
-        return 0;
+        rc = 0;
+        goto out;
     }
     if (r->o->resume)
         say(r, "no checkpoint in %s: starting from step 0", r->dir);
     r->state = (struct checkpoint_state){.seed = r->cfg.seed, .seq_len = r->cfg.seq_len,
                                          .batch_size = r->cfg.batch_size};
-    if (r->cfg.init_from[0]) {
-        struct model *m = NULL;
-        if (model_load(r->cfg.init_from, &m, r->err, r->errlen))
-            return -1;
-        int rc = train_model_copy_from(r->tm, m, r->err, r->errlen);
-        model_free(m);
-        return rc;
-    }
-    return train_model_init_random(r->tm, r->cfg.seed, r->cfg.init_std, r->err, r->errlen);
+    rc = init ? train_model_copy_from(r->tm, init, r->err, r->errlen)
+              : train_model_init_random(r->tm, r->cfg.seed, r->cfg.init_std, r->err, r->errlen);
+out:
+    model_free(init);
+    return rc;
 }
 
 /* All-reduce, clip and apply one AdamW step; returns the gradient norm before clipping. */

@@ -78,6 +78,23 @@ good=$(ls -d run-nan/checkpoint-* | tail -1)
 "$melodist" info -m "$good" > /dev/null 2>&1 || fail "the last good checkpoint $good does not load"
 grep "the loss became" nan.err | sed 's/^melodist train: //'
 
+# continued training from a checkpoint: the model comes from init_from, its loss starts where base ended
+cat > cont.json <<JSON
+{
+  "init_from": "run-base/checkpoint-00000080",
+  "tokenizer": "$src/configs/tiny.tokenizer.model",
+  "data": {"sources": ["$src/tests/train/data/balkan-sample.abc"], "valid_fraction": 0.1, "seq_len": 32},
+  "train": {"batch_size": 8, "micro_batch": 4, "steps": 3, "lr": 1e-4, "seed": 7},
+  "checkpoint": {"dir": "run-cont", "every": 3, "keep": 1},
+  "threads": 2
+}
+JSON
+"$melodist" train --config cont.json 2> cont.err || { cat cont.err; fail "continued training"; }
+start=$(sed -n '1s/.*"loss": \([0-9.]*\).*/\1/p' run-cont/train_log.jsonl)
+base_end=$(sed -n '80s/.*"loss": \([0-9.]*\).*/\1/p' run-base/train_log.jsonl)
+echo "continued from step 80 (loss $base_end): first loss $start (a fresh model starts near ln 1024 = 6.93)"
+awk -v a="$start" 'BEGIN { exit !(a < 6.0) }' || fail "init_from did not load the trained weights"
+
 # resume with a changed shape is refused clearly
 sed 's/"seq_len": 32/"seq_len": 16/' base.json > shape.json
 status=0; "$melodist" train --config shape.json --out run-base --resume 2> shape.err || status=$?
