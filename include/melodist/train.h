@@ -178,7 +178,6 @@ int dist_rank(void);
 int dist_size(void);
 void dist_sum_floats(float *x, size_t n);   /* in place, across processes */
 void dist_sum_doubles(double *x, size_t n);
-void dist_barrier(void);
 /* Non-zero when ok is non-zero on every process: ranks agree on failures and stay in step. */
 int dist_all_ok(int ok);
 

@@ -1,6 +1,6 @@
 /* Data-parallel processes. With MPI (found at build time) and a launch by mpirun, every process trains on
  * its share of each batch and the gradients are summed with MPI_Allreduce; otherwise there is one process
- * and these are no-ops. An NCCL backend would implement the same five calls. */
+ * and these are no-ops. An NCCL backend would implement the same calls. */
 #include <stdlib.h>
 
 #include "melodist/train.h"
@@ -58,12 +58,6 @@ void dist_sum_doubles(double *x, size_t n)
                       MPI_COMM_WORLD);
 }
 
-void dist_barrier(void)
-{
-    if (joined)
-        MPI_Barrier(MPI_COMM_WORLD);
-}
-
 int dist_all_ok(int ok)
 {
     int all = ok != 0;
@@ -80,7 +74,6 @@ int dist_rank(void) { return 0; }
 int dist_size(void) { return 1; }
 void dist_sum_floats(float *x, size_t n) { (void)x, (void)n; }
 void dist_sum_doubles(double *x, size_t n) { (void)x, (void)n; }
-void dist_barrier(void) {}
 int dist_all_ok(int ok) { return ok != 0; }
 
 #endif
