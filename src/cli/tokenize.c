@@ -68,7 +68,11 @@ static mt_tokenizer *load_model(const char *cmd, const char *path)
     }
     mt_tokenizer *tok = tok_load(path, err, sizeof err);
     if (!tok)
-        fprintf(stderr, "melodist %s: cannot load tokenizer: %s\n", cmd, err);
+        fprintf(stderr,
+                "melodist %s: cannot load tokenizer: %s\n"
+                "  (-m takes a SentencePiece BPE tokenizer.model, such as InternLM2's or one made by "
+                "scripts/train-tokenizer.sh)\n",
+                cmd, err);
     return tok;
 }
 
