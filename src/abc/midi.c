@@ -81,26 +81,58 @@ static void voice_programs(const abc_tune *t, const abc_model *m, int fallback, 
 
 /* ------------------------------------------------------------ conductor track */
 
-static int conductor(struct render *r, const abc_model *m)
+/* The tempo, meter and key in force when the music starts: the header's, overridden by Q: M: K: fields
+ * written in the body before the first note (as abc2midi reads them, e.g. a Q: line after K:). */
+struct start_settings {
+    abc_tempo tempo;
+    abc_meter meter;
+    abc_key key;
+};
+
+static struct start_settings start_settings(const abc_tune *t, const abc_model *m)
+{
+    struct start_settings s = {m->tempo, m->meter, m->key};
+    char err[128];
+    for (size_t i = 0; i < t->n_body; i++) {
+        const abc_element *e = &t->body[i];
+        if (e->kind == ABC_EL_NOTE || e->kind == ABC_EL_REST || e->kind == ABC_EL_CHORD_BEGIN)
+            break;
+        if (e->kind != ABC_EL_FIELD)
+            continue;
+        abc_tempo tempo;
+        abc_meter meter;
+        abc_key key;
+        if (e->u.field.key == 'Q' && abc_parse_tempo(e->u.field.value, m->unit, &tempo, err, sizeof err))
+            s.tempo = tempo;
+        else if (e->u.field.key == 'M' && abc_parse_meter(e->u.field.value, &meter, err, sizeof err))
+            s.meter = meter;
+        else if (e->u.field.key == 'K' && abc_parse_key(e->u.field.value, &key, err, sizeof err))
+            s.key = key;
+    }
+    return s;
+}
+
+static int conductor(struct render *r, const abc_tune *t, const abc_model *m)
 {
     int rc = midi_add_track(r->mf, m->n_titles ? m->titles[0] : NULL);
     if (rc < 0)
         return rc;
+    struct start_settings s = start_settings(t, m);
     /* Quarter notes per minute = bpm * beat / (1/4); default 120 like abc2midi, which also truncates. */
     uint32_t usec = 500000;
-    if (m->tempo.given && m->tempo.bpm > 0 && m->tempo.beat.num > 0) {
-        double u = 60e6 * (double)m->tempo.beat.den / (4.0 * m->tempo.bpm * (double)m->tempo.beat.num);
+    if (s.tempo.given && s.tempo.bpm > 0 && s.tempo.beat.num > 0) {
+        double u = 60e6 * (double)s.tempo.beat.den / (4.0 * s.tempo.bpm * (double)s.tempo.beat.num);
         usec = u < 1 ? 1 : u > 0xFFFFFF ? 0xFFFFFF : (uint32_t)u;
     }
     rc = midi_tempo(r->mf, 0, 0, usec);
-    int num = m->meter.num, den = m->meter.den;
-    if (!rc && m->meter.kind != ABC_METER_NONE && num >= 1 && num <= 255 && den >= 1 && den <= 64 &&
+    int num = s.meter.num, den = s.meter.den;
+    if (!rc && s.meter.kind != ABC_METER_NONE && num >= 1 && num <= 255 && den >= 1 && den <= 64 &&
         !(den & (den - 1))) {
         int compound = den == 8 && num % 3 == 0 && num > 3;
         rc = midi_time_signature(r->mf, 0, 0, num, den, compound ? 36 : 96 / den);
     }
-    if (!rc && !m->key.none)
-        rc = midi_key_signature(r->mf, 0, 0, m->key.sharps, m->key.mode == ABC_MODE_MINOR);
+    if (!rc && !s.key.none)
+        rc = midi_key_signature(r->mf, 0, 0, s.key.sharps, s.key.mode == ABC_MODE_MINOR);
     return rc;
 }
 
@@ -348,7 +380,7 @@ int midi_from_model(const abc_file *f, size_t index, const abc_model *m, const s
             snprintf(err, errlen, "invalid MIDI options (ticks per quarter 1..32767, program 0..127, velocity 1..127)");
         return MIDI_EINVAL;
     }
-    int rc = conductor(&r, m);
+    int rc = conductor(&r, &f->tunes[index], m);
     if (!rc)
         rc = voice_tracks(&r, &f->tunes[index], m, &o);
     if (!rc && o.chords)

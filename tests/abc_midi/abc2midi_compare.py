@@ -6,7 +6,7 @@ abc2midi plays with its own pattern); the notes of each voice (pitch, on, off in
 repeats played) must be equal, and so must the tempo, time signature and key signature. abc2midi starts every
 note one tick late (on = start + 1) and staggers chord notes by 10 ticks; both are undone before comparing. Tunes abc2midi reports errors for are
 skipped, as are tunes holding what abc2midi plays its own way (decorations it realises as ornaments,
-hornpipes it swings, its %%MIDI drum track).
+hornpipes it swings, notes it shortens by %%MIDI trim, its %%MIDI drum track).
 
 usage: abc2midi_compare.py MELODIST WORKDIR [--min-agree FRACTION] [--sample N] FILE.abc...
   --sample N   every tune of the file when N is 0, else N tunes spread evenly over it
@@ -38,12 +38,14 @@ def mftext_summary(path):
                 open_notes[(chan, pitch)].append(tick)
             elif open_notes[(chan, pitch)]:
                 voices[chan].append((open_notes[(chan, pitch)].pop(0), tick, pitch))
+        elif tick > 1:  # the settings in force at the start (the last written by tick 1, abc2midi's delay)
+            continue
         elif n := re.match(r"Tempo, microseconds-per-MIDI-quarter-note=(\d+)", what):
-            meta.setdefault("tempo", int(n.group(1)))
+            meta["tempo"] = int(n.group(1))
         elif n := re.match(r"Time signature=(\d+/\d+)", what):
-            meta.setdefault("meter", n.group(1))
+            meta["meter"] = n.group(1)
         elif n := re.match(r"Key signature, sharp/flats=(-?\d+)\s+minor=(\d+)", what):
-            meta.setdefault("key", (int(n.group(1)), int(n.group(2))))
+            meta["key"] = (int(n.group(1)), int(n.group(2)))
     meta.setdefault("meter", "4/4")  # the SMF default, which abc2midi writes out for a tune without M:
     # Voices in channel order; each voice's notes sorted.
     return [sorted(voices[c]) for c in sorted(voices)], meta
@@ -84,6 +86,8 @@ def compare(melodist, work, path, x):
         return "skip", "decorations abc2midi realises"
     if re.search(r"^R:\s*hornpipe", text, re.M | re.I):
         return "skip", "abc2midi swings hornpipes"
+    if re.search(r"^%%MIDI\s+trim", text, re.M):
+        return "skip", "abc2midi shortens notes by %%MIDI trim"
     theirs, ours = os.path.join(work, "theirs.mid"), os.path.join(work, "ours.mid")
     for f in (theirs, ours):
         if os.path.exists(f):
