@@ -43,7 +43,7 @@ static void fail(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- piece tables */
 
-uint32_t tok_hash(const char *s, size_t len)
+static uint32_t hash_bytes(const char *s, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++)
@@ -58,7 +58,7 @@ static const char *piece_text(const mt_tokenizer *t, int id)
 
 int tok_table_find(const mt_tokenizer *t, const tok_table *tab, const char *s, size_t len)
 {
-    uint32_t h = tok_hash(s, len);
+    uint32_t h = hash_bytes(s, len);
     for (uint32_t i = h & tab->mask;; i = (i + 1) & tab->mask) {
         const tok_slot *slot = &tab->slots[i];
         if (slot->id < 0)
@@ -74,7 +74,7 @@ static int table_insert(const mt_tokenizer *t, tok_table *tab, int id)
     int dup = tok_table_find(t, tab, piece_text(t, id), t->len[id]);
     if (dup >= 0)
         return dup;
-    uint32_t h = tok_hash(piece_text(t, id), t->len[id]);
+    uint32_t h = hash_bytes(piece_text(t, id), t->len[id]);
     uint32_t i = h & tab->mask;
     while (tab->slots[i].id >= 0)
         i = (i + 1) & tab->mask;

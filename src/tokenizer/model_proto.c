@@ -213,12 +213,7 @@ static int parse_normalizer_spec(pb *r, tok_proto *m, bool denormalizer, char *e
         }
         bool *flag = NULL;
         switch (f.number) {
-        case 1:
-            if (expect(&f, WIRE_BYTES, what, err, errlen))
-                return -1;
-            m->normalizer_name = (tok_span){f.data, f.len};
-            break;
-        case 2:
+        case 2: /* precompiled_charsmap; the rule's name (field 1) changes nothing at encode time */
             if (expect(&f, WIRE_BYTES, what, err, errlen))
                 return -1;
             m->charsmap = (tok_span){f.data, f.len};

@@ -28,7 +28,7 @@ typedef struct tok_proto {
     int model_type; /* 1 unigram, 2 bpe, 3 word, 4 char */
     bool byte_fallback, treat_whitespace_as_suffix;
     tok_span unk_piece, bos_piece, eos_piece, pad_piece, unk_surface;
-    tok_span normalizer_name, charsmap;
+    tok_span charsmap;
     bool add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces;
     bool has_denormalizer_rules;
 } tok_proto;
@@ -90,7 +90,6 @@ struct mt_tokenizer {
 
 extern const char *const tok_special_names[9];
 
-uint32_t tok_hash(const char *s, size_t len);
 int tok_table_find(const mt_tokenizer *t, const tok_table *tab, const char *s, size_t len);
 /* SentencePiece's PieceToId: control/unknown/byte pieces first, then the others, else unk. */
 int tok_spm_piece_to_id(const mt_tokenizer *t, const char *s, size_t len);
