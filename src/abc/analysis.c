@@ -200,8 +200,10 @@ int abc_analyze(const abc_tune *t, const abc_model *m, abc_analysis *a)
     a->key_declared = k && !a->declared.none && a->declared.tonic_letter;
 
     pitch_stats(m, a);
+    int final_pc = a->final_pitch >= 0 ? a->final_pitch % 12 : -1;
     abc_detect_key_ks(a->pc_weight, &a->ks);
-    abc_detect_mode(a->pc_weight, a->final_pitch >= 0 ? a->final_pitch % 12 : -1, &a->modal);
+    abc_detect_key(a->pc_weight, final_pc, &a->key);
+    abc_detect_mode(a->pc_weight, final_pc, &a->modal);
 
     a->duration = m->duration_played.num > 0 ? m->duration_played : m->duration;
     a->tempo_given = m->tempo.given && m->tempo.bpm > 0 && m->tempo.beat.num > 0;

@@ -9,6 +9,10 @@
 static const double kk_major[12] = {6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88};
 static const double kk_minor[12] = {6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17};
 
+/* Added to the correlation of keys whose tonic is the final note (tunes end on their tonic). On the shared
+ * corpus any value from 0.1 to 0.3 raises the agreement with the declared keys; 0.2 is the middle. */
+#define FINAL_BONUS 0.2
+
 static const int major_steps[7] = {0, 2, 4, 5, 7, 9, 11};
 /* The mode on each degree of the major scale, and the modes in order of preference for ties. */
 static const abc_mode degree_mode[7] = {ABC_MODE_MAJOR,  ABC_MODE_DORIAN, ABC_MODE_PHRYGIAN, ABC_MODE_LYDIAN,
@@ -44,7 +48,7 @@ static double total(const double p[12])
     return t;
 }
 
-bool abc_detect_key_ks(const double profile[12], abc_key_estimate *out)
+bool abc_detect_key(const double profile[12], int final_pc, abc_key_estimate *out)
 {
     *out = (abc_key_estimate){0};
     if (total(profile) <= 0)
@@ -52,7 +56,7 @@ bool abc_detect_key_ks(const double profile[12], abc_key_estimate *out)
     out->score = -2;
     for (int tonic = 0; tonic < 12; tonic++)
         for (int minor = 0; minor < 2; minor++) {
-            double r = pearson(profile, minor ? kk_minor : kk_major, tonic);
+            double r = pearson(profile, minor ? kk_minor : kk_major, tonic) + (tonic == final_pc ? FINAL_BONUS : 0);
             if (r > out->score) {
                 out->score = r;
                 out->tonic_pc = tonic;
@@ -60,6 +64,11 @@ bool abc_detect_key_ks(const double profile[12], abc_key_estimate *out)
             }
         }
     return true;
+}
+
+bool abc_detect_key_ks(const double profile[12], abc_key_estimate *out)
+{
+    return abc_detect_key(profile, -1, out);
 }
 
 static double scale_weight(const double p[12], int root, const int *steps, int n)
@@ -97,8 +106,11 @@ static void detect_pentatonic(const double p[12], double sum, int final_pc, abc_
     }
     for (int i = 0; best >= 0 && i < 5; i++)
         if ((best + penta[i]) % 12 == final_pc) {
+            /* the scale is the pentatonic's own major completion: the mode of the final over the gong */
             out->pentatonic = true;
             out->penta_mode = names[i];
+            out->tonic_pc = final_pc;
+            out->mode = degree_mode[degree_of(best, final_pc)];
         }
 }
 

@@ -75,6 +75,8 @@ static void key_case(const char *text, int ks_pc, abc_mode ks_mode, int modal_pc
     abc_key_name(a.ks.tonic_pc, a.ks.mode, got, sizeof got);
     abc_key_name(ks_pc, ks_mode, want, sizeof want);
     CHECK(a.ks.tonic_pc == ks_pc && a.ks.mode == ks_mode, "Krumhansl-Schmuckler %s, want %s in\n%s", got, want, text);
+    CHECK(a.key.tonic_pc == ks_pc && a.key.mode == ks_mode, "key with the final: %d:%d, want %s", a.key.tonic_pc,
+          (int)a.key.mode, want);
     abc_key_name(a.modal.tonic_pc, a.modal.mode, got, sizeof got);
     abc_key_name(modal_pc, modal_mode, want, sizeof want);
     CHECK(a.modal.tonic_pc == modal_pc && a.modal.mode == modal_mode, "mode %s, want %s in\n%s", got, want, text);
@@ -99,9 +101,9 @@ static void test_keys(void)
     /* Essen habit: G minor written with K:G and explicit flats / naturals */
     key_case("X:1\nL:1/8\nK:G\nG2A2 _B2c2 | d2_B2 G2A2 | _B2A2 G2=F2 | G2_B2 d4 | c2_B2 A2=F2 | G8|]\n", 7,
              ABC_MODE_MINOR, 7, ABC_MODE_MINOR, NULL);
-    /* Chinese pentatonic: G gong scale (G A B D E) ending on D: zhi mode */
+    /* Chinese pentatonic: G gong scale (G A B D E) ending on D: zhi mode, D mixolydian over the gong's scale */
     key_case("X:1\nL:1/8\nK:G\nd2e2 d2B2 | A2G2 A2B2 | d2B2 A2G2 | E2G2 A4 | B2d2 e2d2 | B2A2 d4|]\n", 2,
-             ABC_MODE_MAJOR, 2, ABC_MODE_MAJOR, "zhi");
+             ABC_MODE_MAJOR, 2, ABC_MODE_MIXOLYDIAN, "zhi");
     /* the yu mode of the same scale: ending on E */
     key_case("X:1\nL:1/8\nK:G\nE2G2 A2B2 | d2B2 A2G2 | E2D2 E2G2 | A2G2 E4 | G2A2 B2d2 | B2A2 E4|]\n", 4,
              ABC_MODE_MINOR, 4, ABC_MODE_MINOR, "yu");

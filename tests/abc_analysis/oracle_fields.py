@@ -27,6 +27,7 @@ LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # abc_mode numbers of melodist/abc.h
 MODES = {"maj": 0, "ion": 0, "min": 1, "aeo": 1, "m": 1, "mix": 2, "dor": 3, "phr": 4, "lyd": 5, "loc": 6}
 MINORISH = {1, 3, 4, 6}  # modes with a minor third
+RELATIVE_MAJOR = {0: 0, 1: 3, 2: 5, 3: 10, 4: 8, 5: 7, 6: 1}  # semitones from a mode's tonic to its major
 PENTA_DEGREE = {"gong": 0, "shang": 2, "jue": 4, "zhi": 7, "yu": 9}
 BOUNDS = {"meter": 99.0, "key": 99.0, "bars": 98.0, "chords": 98.0}
 
@@ -169,7 +170,7 @@ def main():
             ours[int(f[0])] = f
         counts = collections.Counter()
         diffs = collections.defaultdict(list)
-        ks_ok = modal_ok = modal_tonic_ok = ks_tonic_ok = keyed = penta = gong_ok = 0
+        ks_ok = modal_ok = modal_tonic_ok = ks_tonic_ok = keyed = penta = gong_ok = key_ok = key_tonic_ok = scale_ok = 0
         our_m, our_k = collections.Counter(), collections.Counter()
         for lines in raw:
             x = int(re.match(r"X:\s*(\d+)", lines[0]).group(1))
@@ -204,8 +205,12 @@ def main():
                 mpc, mmode = map(int, f[7].split(":"))
                 ks_tonic_ok += kpc == dpc
                 ks_ok += kpc == dpc and (kmode == 1) == (dmode in MINORISH)
+                fpc, fmode = map(int, f[15].split(":"))
+                key_tonic_ok += fpc == dpc
+                key_ok += fpc == dpc and (fmode == 1) == (dmode in MINORISH)
                 modal_tonic_ok += mpc == dpc
                 modal_ok += mpc == dpc and mmode == dmode
+                scale_ok += (mpc + RELATIVE_MAJOR[mmode]) % 12 == (dpc + RELATIVE_MAJOR[dmode]) % 12
                 if f[8] != "-":
                     penta += 1
                     gong_ok += (int(f[9]) - PENTA_DEGREE[f[8]]) % 12 == dpc
@@ -234,8 +239,10 @@ def main():
             print(f"  chords per bar agree with a regex extraction: {counts['chords']}/{counts['chords_checked']} "
                   f"({pct(counts['chords'], counts['chords_checked']):.2f}%)")
         print(f"  key detection vs declared key ({keyed} tunes with a tonic): Krumhansl-Schmuckler tonic "
-              f"{pct(ks_tonic_ok, keyed):.1f}%, tonic+major/minor {pct(ks_ok, keyed):.1f}%; "
-              f"modal tonic {pct(modal_tonic_ok, keyed):.1f}%, tonic+mode {pct(modal_ok, keyed):.1f}%")
+              f"{pct(ks_tonic_ok, keyed):.1f}%, tonic+major/minor {pct(ks_ok, keyed):.1f}%; with the final: tonic "
+              f"{pct(key_tonic_ok, keyed):.1f}%, tonic+major/minor {pct(key_ok, keyed):.1f}%; "
+              f"modal tonic {pct(modal_tonic_ok, keyed):.1f}%, tonic+mode {pct(modal_ok, keyed):.1f}%, "
+              f"scale (key signature) {pct(scale_ok, keyed):.1f}%")
         print(f"  pentatonic: {penta} tunes ({pct(penta, keyed):.1f}%); their gong (pentatonic key) equals the "
               f"declared K: tonic in {pct(gong_ok, penta):.1f}%")
         # The published histograms (stats.json) were counted before the files lost a few tunes (nottingham:
