@@ -11,11 +11,12 @@
  *                  lasts a quarter of the unit length L, on the beat, taken from the following note (at
  *                  most half of it), as abc2midi plays them.
  *   track n+1      with options.chords, the accompaniment from the chord symbols ("Am7", "D/f#", "G7b9", and
- *                  Nottingham's "Cd" diminished / "Ca" augmented): a hit on every beat of every bar (beat: the
- *                  dotted quarter in 6/8 9/8 12/8, else 1/den of M:) and at every chord change; each hit
- *                  sounds the chord's notes (bar 3..4 octave, up to four notes) until the next hit, plus a bass
- *                  note (root, or the slash bass, octave 2) on the first beat of a bar and at chord changes.
- *                  Bass on one channel (program 32, acoustic bass), chords on the next (program 24, guitar).
+ *                  Nottingham's "Cd" diminished / "Ca" augmented). A hit on every beat of every bar and at
+ *                  every chord change (beat: the dotted quarter in 6/8 9/8 12/8, a quarter for M:none, else
+ *                  1/den of M:); each hit sounds the chord's tones (up to four, within C3..B3) until the next
+ *                  hit, plus a bass note (the root, or the slash bass, within C2..B2) on the first beat of a
+ *                  bar and at chord changes. Bass on one channel (program 32, acoustic bass), chord tones on
+ *                  the next (program 24, nylon guitar). Symbols naming no chord ("N.C.") are silent.
  *
  * The builder collects timed events per track in any order; midi_file_bytes() sorts each track by time
  * (at one tick: meta events, then program changes, then note-offs, then note-ons, so a note repeated

@@ -1,4 +1,5 @@
 /* An ABC tune model as a Standard MIDI File (the layout is described in include/melodist/midi.h). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,13 +142,15 @@ static int conductor(struct render *r, const abc_tune *t, const abc_model *m)
 struct note {
     abc_frac start, end;
     int pitch;
-    bool tie_open; /* a tie from this note waits for its continuation */
 };
 
 struct note_list {
     struct note *items;
     size_t n, cap;
+    size_t open_tie[128]; /* per pitch, the note whose tie waits for its continuation, or NO_TIE */
 };
+
+#define NO_TIE SIZE_MAX
 
 static int push_note(struct note_list *l, abc_frac start, abc_frac end, int pitch, bool tie)
 {
@@ -159,46 +162,52 @@ static int push_note(struct note_list *l, abc_frac start, abc_frac end, int pitc
         l->items = p;
         l->cap = cap;
     }
-    l->items[l->n++] = (struct note){start, end, pitch, tie};
+    l->open_tie[pitch] = tie ? l->n : NO_TIE;
+    l->items[l->n++] = (struct note){start, end, pitch};
     return MIDI_OK;
 }
 
-/* Joins a tied continuation to the open note of the same pitch that ends where it starts. */
+/* Joins a tied continuation to the open note of its pitch when that note ends where it starts. */
 static bool continue_tie(struct note_list *l, const abc_event *e)
 {
-    for (size_t i = l->n; i-- > 0;) {
-        struct note *n = &l->items[i];
-        if (n->pitch == e->pitch && n->tie_open && abc_frac_eq(n->end, e->start)) {
-            n->end = abc_frac_add(e->start, e->dur);
-            n->tie_open = (e->flags & ABC_EV_TIE) != 0;
-            return true;
-        }
-    }
-    return false;
+    size_t i = l->open_tie[e->pitch];
+    if (i == NO_TIE || !abc_frac_eq(l->items[i].end, e->start))
+        return false;
+    l->items[i].end = abc_frac_add(e->start, e->dur);
+    if (!(e->flags & ABC_EV_TIE))
+        l->open_tie[e->pitch] = NO_TIE;
+    return true;
+}
+
+/* Grace notes of one group share a time slot when they belong to the same chord. */
+static bool new_slot(const abc_event *ev, size_t k, size_t first)
+{
+    return k == first || ev[k].chord < 0 || ev[k].chord != ev[k - 1].chord;
 }
 
 /* The sounding notes of a voice's played events: ties joined, graces given time, rests dropped. */
 static int voice_notes(const abc_voice *v, abc_frac unit, struct note_list *out)
 {
+    const abc_event *ev = v->played;
     abc_frac delay_at = abc_frac_make(-1, 1), delay = abc_frac_make(0, 1);
+    out->n = 0;
+    for (int p = 0; p < 128; p++)
+        out->open_tie[p] = NO_TIE;
     for (size_t i = 0; i < v->n_played;) {
-        const abc_event *e = &v->played[i];
+        const abc_event *e = &ev[i];
         if (e->flags & ABC_EV_GRACE) {
             /* Like abc2midi: each grace lasts a quarter of the unit length L, taken from the start of the
              * note that follows (at most half of it). */
-            size_t j = i;
-            while (j < v->n_played && (v->played[j].flags & ABC_EV_GRACE) && abc_frac_eq(v->played[j].start, e->start))
-                j++;
-            if (j == v->n_played || !abc_frac_eq(v->played[j].start, e->start) || v->played[j].dur.num <= 0) {
+            size_t j = i, slots = 0;
+            for (; j < v->n_played && (ev[j].flags & ABC_EV_GRACE) && abc_frac_eq(ev[j].start, e->start); j++)
+                slots += new_slot(ev, j, i);
+            if (j == v->n_played || !abc_frac_eq(ev[j].start, e->start) || ev[j].dur.num <= 0) {
                 i = j;
                 continue;
             }
-            size_t slots = 0;
-            for (size_t k = i; k < j; k++)
-                slots += k == i || v->played[k].chord < 0 || v->played[k].chord != v->played[k - 1].chord;
             abc_frac each = abc_frac_mul(unit, abc_frac_make(1, 4));
             delay = abc_frac_mul(each, abc_frac_make((int64_t)slots, 1));
-            abc_frac half = abc_frac_mul(v->played[j].dur, abc_frac_make(1, 2));
+            abc_frac half = abc_frac_mul(ev[j].dur, abc_frac_make(1, 2));
             if (abc_frac_cmp(delay, half) > 0) {
                 delay = half;
                 each = abc_frac_div(delay, abc_frac_make((int64_t)slots, 1));
@@ -206,9 +215,9 @@ static int voice_notes(const abc_voice *v, abc_frac unit, struct note_list *out)
             delay_at = e->start;
             abc_frac t = e->start;
             for (size_t k = i; k < j; k++) {
-                if (k > i && (v->played[k].chord < 0 || v->played[k].chord != v->played[k - 1].chord))
+                if (k > i && new_slot(ev, k, i))
                     t = abc_frac_add(t, each);
-                if (v->played[k].pitch >= 0 && push_note(out, t, abc_frac_add(t, each), v->played[k].pitch, false))
+                if (ev[k].pitch >= 0 && ev[k].pitch <= 127 && push_note(out, t, abc_frac_add(t, each), ev[k].pitch, false))
                     return MIDI_ENOMEM;
             }
             i = j;
@@ -250,7 +259,6 @@ static int voice_tracks(struct render *r, const abc_tune *t, const abc_model *m,
         int track = midi_add_track(r->mf, name);
         int channel = channel_of(v);
         rc = track < 0 ? track : midi_program(r->mf, track, 0, channel, programs[v]);
-        notes.n = 0;
         if (!rc)
             rc = voice_notes(voice, m->unit, &notes);
         for (size_t i = 0; i < notes.n && !rc; i++)
@@ -264,9 +272,11 @@ static int voice_tracks(struct render *r, const abc_tune *t, const abc_model *m,
 
 /* ------------------------------------------------------------ chord accompaniment */
 
+/* The accompaniment's beat: the dotted quarter in compound meters, else 1/den (a quarter for free meter
+ * and for denominators beyond 16, which would mean a hit per few ticks). */
 static abc_frac beat_of(abc_meter m)
 {
-    if (m.kind == ABC_METER_NONE || m.den <= 0)
+    if (m.kind == ABC_METER_NONE || m.den <= 0 || m.den > 16)
         return abc_frac_make(1, 4);
     if (m.den == 8 && m.num % 3 == 0 && m.num > 3)
         return abc_frac_make(3, 8);
@@ -314,11 +324,11 @@ static abc_frac played_end(const abc_model *m)
     return end;
 }
 
-static int accompaniment(struct render *r, const abc_model *m, size_t n_voices)
+static int accompaniment(struct render *r, const abc_model *m, abc_meter meter)
 {
     if (!m->n_chords_played)
         return MIDI_OK;
-    struct accomp a = {r, midi_add_track(r->mf, "Chords"), channel_of(n_voices), channel_of(n_voices + 1)};
+    struct accomp a = {r, midi_add_track(r->mf, "Chords"), channel_of(m->n_voices), channel_of(m->n_voices + 1)};
     if (a.track < 0)
         return a.track;
     int rc = midi_program(r->mf, a.track, 0, a.bass_channel, BASS_PROGRAM);
@@ -332,7 +342,7 @@ static int accompaniment(struct render *r, const abc_model *m, size_t n_voices)
         valid[i] = midi_chord_parse(m->chords_played[i].text, &chords[i]);
 
     /* Walk the played bars; in each, the hits are the beats and the chord changes. */
-    abc_frac beat = beat_of(m->meter), bar_start = abc_frac_make(0, 1), music_end = played_end(m);
+    abc_frac beat = beat_of(meter), bar_start = abc_frac_make(0, 1), music_end = played_end(m);
     long current = -1, next_change = 0;
     for (size_t b = 0; !rc && b < m->n_play; b++) {
         abc_frac bar_end = abc_frac_add(bar_start, m->bars[m->play_order[b]].len);
@@ -384,7 +394,7 @@ int midi_from_model(const abc_file *f, size_t index, const abc_model *m, const s
     if (!rc)
         rc = voice_tracks(&r, &f->tunes[index], m, &o);
     if (!rc && o.chords)
-        rc = accompaniment(&r, m, m->n_voices);
+        rc = accompaniment(&r, m, start_settings(&f->tunes[index], m).meter);
     if (rc) {
         midi_file_free(r.mf);
         return fail(&r, rc, "cannot build the MIDI file");
