@@ -88,6 +88,9 @@ def make_lines(shared, fixture, n, seed):
         else:
             line = bytes(rng.choice([0, 1, 9, 13, 27, 32, 127]) for _ in range(rng.randint(1, 6))) + rng.choice(pool)
         lines.append(line[:3000])
+    # Edge cases: empty and blank lines, a literal U+2581, text that looks like pieces.
+    lines += [b"", b" ", b"   ", b"\t", b" \t ", "\u2581".encode(), "a\u2581\u2581b \u2581".encode(), b"<0x41>",
+              b"<unk><s></s>", b"\x00", b"\xef\xbf\xbd", b"\xe2\x96"]
     # Long lines exercise the merge queue.
     lines.append(b" ".join(rng.choice(abc) for _ in range(400)))
     lines.append(b"".join(rng.choice(fix) for _ in range(100)))
