@@ -29,7 +29,7 @@ MODES = {"maj": 0, "ion": 0, "min": 1, "aeo": 1, "m": 1, "mix": 2, "dor": 3, "ph
 MINORISH = {1, 3, 4, 6}  # modes with a minor third
 RELATIVE_MAJOR = {0: 0, 1: 3, 2: 5, 3: 10, 4: 8, 5: 7, 6: 1}  # semitones from a mode's tonic to its major
 PENTA_DEGREE = {"gong": 0, "shang": 2, "jue": 4, "zhi": 7, "yu": 9}
-BOUNDS = {"meter": 99.0, "key": 99.0, "bars": 98.0, "chords": 98.0}
+BOUNDS = {"meter": 99.0, "key": 99.0, "bars": 98.0, "chords": 98.0, "form": 70.0}
 
 
 def read_key(text):
@@ -220,6 +220,16 @@ def main():
                 counts["bars"] += int(f[1]) == len(bars)
                 if int(f[1]) != len(bars):
                     diffs["bars"].append(f"X:{x} {len(bars)} -> {f[1]}")
+                part_order = next((l[2:].strip() for l in lines if l.startswith("Y:")), None)
+                if name == "nottingham" and part_order:
+                    # Nottingham's Y: field is the order of the parts; compare with runs collapsed (AABB ~ AB),
+                    # since a part's own repeats are not in Y:
+                    def runs(s):
+                        return re.sub(r"(.)\1+", r"\1", s)
+                    counts["form_checked"] += 1
+                    counts["form"] += runs(f[13]) == runs(part_order)
+                    if runs(f[13]) != runs(part_order):
+                        diffs["form"].append(f"X:{x} Y:{part_order} -> {f[13]}")
                 if name == "nottingham":
                     got = [b.split(",") if b else [] for b in f[14].split("|")] if len(f) > 14 and f[14] else []
                     counts["chords_checked"] += 1
@@ -236,6 +246,8 @@ def main():
         print(f"  written bars agree with a regex count: {counts['bars']}/{counts['bars_checked']} "
               f"({pct(counts['bars'], counts['bars_checked']):.2f}%)")
         if name == "nottingham":
+            print(f"  form agrees with the Y: part order (repeated runs collapsed): {counts['form']}/"
+                  f"{counts['form_checked']} ({pct(counts['form'], counts['form_checked']):.2f}%)")
             print(f"  chords per bar agree with a regex extraction: {counts['chords']}/{counts['chords_checked']} "
                   f"({pct(counts['chords'], counts['chords_checked']):.2f}%)")
         print(f"  key detection vs declared key ({keyed} tunes with a tonic): Krumhansl-Schmuckler tonic "
@@ -262,13 +274,14 @@ def main():
                 if share - ours_share > 0.015 or (not truncated and ours_share - share > 0.015):
                     hist_bad.append(f"{field}:{label} {100 * share:.1f}% published, {100 * ours_share:.1f}% ours")
         print(f"  stats.json M:/K: shares within 1.5 points: {'yes' if not hist_bad else '; '.join(hist_bad)}")
-        for kind in ("missing", "meter", "key", "bars", "chords"):
+        for kind in ("missing", "meter", "key", "bars", "chords", "form"):
             if diffs[kind]:
                 print(f"  {kind} differences ({len(diffs[kind])}): {' '.join(map(str, diffs[kind][:12]))}")
         for kind, num, den in (("meter", counts["meter"], counts["meter_checked"]),
                                ("key", counts["key"], counts["key_checked"]),
                                ("bars", counts["bars"], counts["bars_checked"]),
-                               ("chords", counts["chords"], counts["chords_checked"])):
+                               ("chords", counts["chords"], counts["chords_checked"]),
+                               ("form", counts["form"], counts["form_checked"])):
             if pct(num, den) < BOUNDS[kind]:
                 print(f"  FAIL: {kind} agreement {pct(num, den):.2f}% < {BOUNDS[kind]}%")
                 failed = True
