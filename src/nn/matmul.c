@@ -5,6 +5,7 @@
  * q8/q4 weights: the activations are quantised to q8 blocks first (as ggml does), so each block's dot
  * product is an integer one, scaled by weight scale * activation scale.
  * Rows are split across the thread pool. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,11 +280,10 @@ static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, ro
 /* ---- dispatch ---- */
 
 static const struct kernels *k;
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
-static void select_kernels(void)
+static void choose_kernels(void)
 {
-    if (k)
-        return;
     k = &generic;
 #if HAVE_SIMD
     const char *off = getenv("MELODIST_NO_SIMD");
@@ -294,6 +294,12 @@ static void select_kernels(void)
             k = &avx2;
     }
 #endif
+}
+
+/* Worker threads may be the first to ask (attention calls nn_dot). */
+static void select_kernels(void)
+{
+    pthread_once(&kernels_once, choose_kernels);
 }
 
 const char *nn_simd_name(void)
