@@ -116,8 +116,11 @@ static void expand_range(const abc_bar *bars, size_t lo, size_t hi, order *o)
             start = i;
             pass = 1;
         }
-        if (i >= ending_stop)
+        if (ending && i >= ending_stop) { /* past the last ending played: a new repeat section begins */
             ending = NULL;
+            start = i;
+            pass = 1;
+        }
         if (b->ending) {
             if (!abc_ending_has(b->ending, pass)) {
                 i = ending_end(bars, i, hi);

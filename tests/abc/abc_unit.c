@@ -81,6 +81,11 @@ int main(void)
     expect("|: C D :| E", "60@0+12 62@12+12 60@24+12 62@36+12 64@48+12");
     expect("|: C8 | [1 D8 :| [2 E8 |]", "60@0+96 62@96+96 60@192+96 64@288+96");
     expect("|: C8 |1 D8 :|2 E8 |]", "60@0+96 62@96+96 60@192+96 64@288+96");
+    /* after the last ending, a new section starts: its own endings repeat it (standard 2.1 section 4.9) */
+    expect("|: C8 | [1 D8 :| [2 E8 || F8 | [1 G8 :| [2 A8 |]",
+           "60@0+96 62@96+96 60@192+96 64@288+96 65@384+96 67@480+96 65@576+96 69@672+96");
+    /* a :| without |: repeats from the tune start, or from the end of the previous repeat */
+    expect("C8 :| D8 :|", "60@0+96 60@96+96 62@192+96 62@288+96");
 
     /* keys: D major has F# and C#; A dorian has F#; Bb mixolydian has three flats; explicit accidentals */
     abc_key k;
