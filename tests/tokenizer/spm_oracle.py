@@ -181,7 +181,7 @@ def random_id_lines(model, n, seed):
     return lines
 
 
-def check_model(melodist, model, work, tag, lines_path, lines, id_lines_n, seed):
+def check_model(melodist, model, work, tag, lines_path, lines, id_lines_n, seed, specials_in_vocab=False):
     ok = True
     print(f"model {tag}: {model}")
     timings = {}
@@ -191,6 +191,18 @@ def check_model(melodist, model, work, tag, lines_path, lines, id_lines_n, seed)
         t_ours = run([melodist, "tokenize", "-m", model, flag, "-"], lines_path, our_out)
         timings[fmt] = (t_spm, t_ours)
         ok &= compare(f"encode --output_format={fmt}", our_out, spm_out, lines)
+    if specials_in_vocab:
+        # The chat tokens are user-defined pieces and there is no dummy prefix, so splitting the text at
+        # them first (--special, as InternLM2's HF tokenizer does) must change nothing -- except where the
+        # text holds <s>, </s> or <unk>, which --special maps to their ids and SentencePiece leaves as text.
+        plain = [l for l in lines if not any(n in l for n in (b"<s>", b"</s>", b"<unk>"))]
+        plain_path = os.path.join(work, f"{tag}.special-lines")
+        with open(plain_path, "wb") as f:
+            f.write(b"".join(l + b"\n" for l in plain))
+        spm_out, our_out = os.path.join(work, f"{tag}.spm.special.id"), os.path.join(work, f"{tag}.ours.special.id")
+        run(["spm_encode", f"--model={model}", "--output_format=id"], plain_path, spm_out)
+        run([melodist, "tokenize", "-m", model, "--special", "-"], plain_path, our_out)
+        ok &= compare("encode --special (vs plain spm_encode)", our_out, spm_out, plain)
     with open(os.path.join(work, f"{tag}.spm.id"), "rb") as f:
         n_tokens = sum(len(l.split()) for l in f.read().split(b"\n"))
     t_spm, t_ours = timings["id"]
@@ -329,7 +341,8 @@ def main():
         models.append((tag, train(work, corpus, tag, extra)))
     models.append(("unused-pieces", mark_unused(models[0][1], os.path.join(work, "unused-pieces.model"), 5)))
     for i, (tag, model) in enumerate(models):
-        ok &= check_model(melodist, model, work, tag, lines_path, lines, 1500, seed=6 + i)
+        ok &= check_model(melodist, model, work, tag, lines_path, lines, 1500, seed=6 + i,
+                          specials_in_vocab=tag == "internlm2-style")
     print("all identical" if ok else "MISMATCHES (see above)")
     return 0 if ok else 1
 
