@@ -449,10 +449,14 @@ int abc_transpose_tune(abc_file *f, size_t index, int semitones, char *err, size
             cur->in_grace = e->kind == ABC_EL_GRACE_BEGIN;
             break;
         case ABC_EL_CHORD_SYMBOL: {
-            char buf[256];
-            abc_transpose_chord_symbol(e->u.text.text, k, cur->mv.dt, buf, sizeof buf);
-            e->u.text.text = abc_file_strdup(f, buf);
-            if (!e->u.text.text) {
+            size_t size = 2 * strlen(e->u.text.text) + 1; /* a note name grows by one character at most */
+            char *buf = malloc(size);
+            if (buf) {
+                abc_transpose_chord_symbol(e->u.text.text, k, cur->mv.dt, buf, size);
+                e->u.text.text = abc_file_strdup(f, buf);
+                free(buf);
+            }
+            if (!buf || !e->u.text.text) {
                 snprintf(err, errsz, "out of memory");
                 rc = -1;
             }
