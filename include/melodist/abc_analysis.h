@@ -86,6 +86,7 @@ typedef struct abc_analysis {
     abc_meter meter;         /* meter in force at the first note (M: after K: counts: the Nottingham habit) */
     abc_key declared;        /* the first K: of the header */
     bool key_declared;       /* that K: is readable and has a tonic */
+    bool keys_detected;      /* the tune has notes: key, ks and modal below are meaningful */
     abc_key_estimate key;    /* detected major/minor key: Krumhansl-Schmuckler with the final */
     abc_key_estimate ks;     /* plain Krumhansl-Schmuckler major/minor */
     abc_key_estimate modal;  /* church mode (and pentatonic) */
@@ -101,7 +102,7 @@ typedef struct abc_analysis {
     double pc_weight[12];    /* duration per pitch class in quarter notes (the profile used for the keys) */
     abc_bar_chords *chords;  /* per written bar that holds music (also those without chord symbols) */
     size_t n_chord_bars;
-    char *form;              /* "AABB" ("" when there are no bars) */
+    char *form;              /* "AABB" ("" when there is no music) */
     abc_section *sections;
     size_t n_sections;
 } abc_analysis;

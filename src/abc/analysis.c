@@ -201,7 +201,7 @@ int abc_analyze(const abc_tune *t, const abc_model *m, abc_analysis *a)
 
     pitch_stats(m, a);
     int final_pc = a->final_pitch >= 0 ? a->final_pitch % 12 : -1;
-    abc_detect_key_ks(a->pc_weight, &a->ks);
+    a->keys_detected = abc_detect_key_ks(a->pc_weight, &a->ks);
     abc_detect_key(a->pc_weight, final_pc, &a->key);
     abc_detect_mode(a->pc_weight, final_pc, &a->modal);
 

@@ -106,7 +106,7 @@ int abc_form_detect(const abc_model *m, abc_meter meter, abc_analysis *out)
         free(hash), free(seg_start), free(rep), free(split);
         return -1;
     }
-    if (n == 0 || m->n_voices == 0)
+    if (n == 0 || m->n_voices == 0 || played_len(m, 0, n).num == 0)
         goto done;
     bar_hashes(m, hash);
     const int *po = m->play_order;

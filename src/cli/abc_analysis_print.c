@@ -68,12 +68,17 @@ void abc_print_analysis_json(const abc_analysis *a)
     } else {
         printf(",\"key_declared\":null");
     }
-    abc_key_name(a->key.tonic_pc, a->key.mode, buf, sizeof buf);
-    printf(",\"key_detected\":\"%s\"", buf);
-    abc_key_name(a->ks.tonic_pc, a->ks.mode, buf, sizeof buf);
-    printf(",\"key_krumhansl_schmuckler\":\"%s\",\"key_correlation\":%.4f", buf, a->ks.score);
-    abc_key_name(a->modal.tonic_pc, a->modal.mode, buf, sizeof buf);
-    printf(",\"mode_detected\":\"%s\",\"mode_scale_fit\":%.4f", buf, a->modal.score);
+    if (a->keys_detected) {
+        abc_key_name(a->key.tonic_pc, a->key.mode, buf, sizeof buf);
+        printf(",\"key_detected\":\"%s\"", buf);
+        abc_key_name(a->ks.tonic_pc, a->ks.mode, buf, sizeof buf);
+        printf(",\"key_krumhansl_schmuckler\":\"%s\",\"key_correlation\":%.4f", buf, a->ks.score);
+        abc_key_name(a->modal.tonic_pc, a->modal.mode, buf, sizeof buf);
+        printf(",\"mode_detected\":\"%s\",\"mode_scale_fit\":%.4f", buf, a->modal.score);
+    } else {
+        printf(",\"key_detected\":null,\"key_krumhansl_schmuckler\":null,\"key_correlation\":null"
+               ",\"mode_detected\":null,\"mode_scale_fit\":null");
+    }
     if (a->modal.pentatonic)
         printf(",\"pentatonic\":\"%s\"", a->modal.penta_mode);
     else
@@ -104,12 +109,16 @@ void abc_print_analysis_text(const abc_analysis *a)
         abc_key_name(a->declared.tonic_pc, a->declared.mode, key, sizeof key);
         printf("key declared %s, ", key);
     }
-    abc_key_name(a->key.tonic_pc, a->key.mode, key, sizeof key);
-    printf("detected %s", key);
-    abc_key_name(a->ks.tonic_pc, a->ks.mode, key, sizeof key);
-    printf(" (Krumhansl-Schmuckler alone %s, r=%.2f), ", key, a->ks.score);
-    abc_key_name(a->modal.tonic_pc, a->modal.mode, key, sizeof key);
-    printf("mode %s (%.0f%% in scale)", key, 100 * a->modal.score);
+    if (a->keys_detected) {
+        abc_key_name(a->key.tonic_pc, a->key.mode, key, sizeof key);
+        printf("detected %s", key);
+        abc_key_name(a->ks.tonic_pc, a->ks.mode, key, sizeof key);
+        printf(" (Krumhansl-Schmuckler alone %s, r=%.2f), ", key, a->ks.score);
+        abc_key_name(a->modal.tonic_pc, a->modal.mode, key, sizeof key);
+        printf("mode %s (%.0f%% in scale)", key, 100 * a->modal.score);
+    } else {
+        printf("no notes to detect a key from");
+    }
     if (a->modal.pentatonic)
         printf(", pentatonic %s", a->modal.penta_mode);
     pitch_name(a->lowest, low, sizeof low);
