@@ -52,6 +52,7 @@ typedef struct builder {
     abc_key key;    /* header values, inherited by new voices */
     abc_frac unit;
     abc_meter meter;
+    const char *pending_part; /* last body P: label: the part a voice that starts now is in */
 } builder;
 
 static void warn(builder *b, int line, int col, abc_severity sev, const char *cat, const char *hint, const char *msg)
@@ -89,6 +90,7 @@ static voice_state *new_voice(builder *b, const char *id)
         return NULL;
     bar->start = (abc_frac){0, 1};
     bar->meter = v->meter;
+    bar->part = b->pending_part;
     return v;
 }
 
@@ -426,6 +428,15 @@ static void align_lyrics(builder *b, voice_state *v, const char *text)
 
 /* ---------------------------------------------------------------- fields */
 
+static void mark_part(voice_state *v, const char *part)
+{
+    abc_bar *bar = cur_bar(v);
+    if (v->events.n == bar->first_event && abc_frac_eq(v->t, bar->start))
+        bar->part = part;
+    else
+        v->pending_part = part;
+}
+
 static void apply_field(builder *b, voice_state *v, char key, const char *value, int line, int col, bool header)
 {
     char err[160];
@@ -470,13 +481,11 @@ static void apply_field(builder *b, voice_state *v, char key, const char *value,
             v->unit = u;
         break;
     }
-    case 'P':
-        if (!header && v) {
-            abc_bar *bar = cur_bar(v);
-            if (v->events.n == bar->first_event && abc_frac_eq(v->t, bar->start))
-                bar->part = value;
-            else
-                v->pending_part = value;
+    case 'P': /* a part label in the body marks every voice: parts are sections of the whole tune */
+        if (!header) {
+            b->pending_part = value;
+            for (size_t i = 0; i < b->voices.n; i++)
+                mark_part((voice_state *)b->voices.data + i, value);
         }
         break;
     default:
@@ -650,8 +659,11 @@ static void walk_body(builder *b)
             } else if (e->u.field.key == 'w') {
                 if ((v = voice(b)))
                     align_lyrics(b, v, e->u.field.value);
-            } else if ((v = voice(b))) {
-                apply_field(b, v, e->u.field.key, e->u.field.value, e->line, e->col + (e->u.field.inline_ ? 1 : 0), false);
+            } else {
+                /* before the first voice, fields set the defaults every voice starts from */
+                v = b->cur >= 0 ? voice(b) : NULL;
+                apply_field(b, v, e->u.field.key, e->u.field.value, e->line, e->col + (e->u.field.inline_ ? 1 : 0),
+                            !v && e->u.field.key != 'P');
             }
             break;
         default:
