@@ -32,6 +32,20 @@ struct train_layer_acts {
     float *a, *b, *h;   /* [N, hidden]: gate w1, up w3, silu(a)*b */
 };
 
+/* ---- linear layers routed through a fine-tuning method (LoRA, melodist/lora.h) ---- */
+enum train_linear { TRAIN_WQKV, TRAIN_WO, TRAIN_W1, TRAIN_W2, TRAIN_W3, TRAIN_OUTPUT, TRAIN_N_LINEAR };
+
+struct train_linear_ops {
+    /* y[N, w->rows] = x[N, w->cols] W^T plus the method's term; layer is -1 for the output head. */
+    void (*forward)(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *y,
+                    const float *x, int N);
+    /* dx[N, w->cols] += dy W plus the method's term, given the forward's input x; the method accumulates the
+     * gradients of its own parameters. */
+    void (*backward)(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *dx,
+                     const float *dy, const float *x, int N);
+    void *ctx;
+};
+
 struct train_model {
     struct model_config config;
     struct model view;     /* nn_matrix views into params (f32); never model_free'd */
@@ -46,10 +60,17 @@ struct train_model {
     float *dx, *dxn, *datt, *dqkv, *da, *db, *dh; /* backward scratch */
     float *mm_scratch;
     void *arena;
+    const struct train_linear_ops *linear; /* frozen models only */
+    float *dnorm;                          /* frozen models: the discarded norm-weight gradient [dim] */
 };
 
 /* Plans all activation memory for micro-batches of B x T tokens; parameters start at zero. */
 struct train_model *train_model_new(const struct model_config *c, int B, int T, char *err, size_t errlen);
+/* A model whose weights are base's, frozen and borrowed (any dtype; base must outlive it): no parameters
+ * (n_params 0), the backward only carries gradients through the activations, and every linear layer goes
+ * through ops (which may ignore the matrices it is handed and use its own copy of the weights). */
+struct train_model *train_model_new_frozen(const struct model *base, const struct train_linear_ops *ops, int B,
+                                           int T, char *err, size_t errlen);
 void train_model_free(struct train_model *tm);
 /* Parameters from model_new_random(seed, std) (uniform, norms 1). */
 int train_model_init_random(struct train_model *tm, uint64_t seed, float std, char *err, size_t errlen);

@@ -112,7 +112,7 @@ static size_t plan_acts(struct train_model *tm, float *base)
     tm->dx = take(&k, N * C), tm->dxn = take(&k, N * C), tm->datt = take(&k, N * HD);
     tm->dqkv = take(&k, N * QKV), tm->da = take(&k, N * F), tm->db = take(&k, N * F), tm->dh = take(&k, N * F);
     size_t mm = 0, shapes[4][2] = {{C, V}, {C, QKV}, {HD, C}, {C, F}};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4 && !tm->linear; i++) { /* frozen models leave their matmuls to tm->linear */
         size_t a = matmul_backward_scratch((int)N, (int)shapes[i][0], (int)shapes[i][1]);
         size_t b = matmul_backward_scratch((int)N, (int)shapes[i][1], (int)shapes[i][0]);
         mm = a > mm ? a : mm;
@@ -120,10 +120,13 @@ static size_t plan_acts(struct train_model *tm, float *base)
     }
     tm->mm_scratch = take(&k, mm);
     tm->inv_freq = take(&k, (size_t)c->head_dim / 2);
+    tm->dnorm = take(&k, C);
     return k.used;
 }
 
-struct train_model *train_model_new(const struct model_config *c, int B, int T, char *err, size_t errlen)
+/* frozen: base's weights, borrowed, and no parameter buffers. */
+static struct train_model *model_new(const struct model_config *c, const struct model *frozen,
+                                     const struct train_linear_ops *ops, int B, int T, char *err, size_t errlen)
 {
     if (c->n_heads % c->n_kv_heads || c->head_dim % 2 || c->head_dim * c->n_heads != c->dim) {
         snprintf(err, errlen, "model shape: n_heads (%d) must be a multiple of n_kv_heads (%d) and hidden_size (%d) "
@@ -140,17 +143,28 @@ struct train_model *train_model_new(const struct model_config *c, int B, int T, 
         goto oom;
     tm->config = *c;
     tm->B = B, tm->T = T;
+    tm->linear = ops;
     tm->tensors = calloc((size_t)c->n_layers * MAX_TENSORS_PER_LAYER + 3, sizeof *tm->tensors);
     tm->acts = calloc((size_t)c->n_layers, sizeof *tm->acts);
     if (!tm->tensors || !tm->acts)
         goto oom;
-    plan_tensors(tm);
-    tm->params = calloc(tm->n_params, sizeof(float));
-    tm->grads = calloc(tm->n_params, sizeof(float));
     size_t floats = plan_acts(tm, NULL);
     tm->arena = calloc(floats, sizeof(float));
-    if (!tm->params || !tm->grads || !tm->arena || build_view(tm))
+    if (!tm->arena)
         goto oom;
+    if (frozen) {
+        tm->view = *frozen;
+        tm->view.layers = malloc(sizeof *tm->view.layers * (size_t)c->n_layers);
+        if (!tm->view.layers)
+            goto oom;
+        memcpy(tm->view.layers, frozen->layers, sizeof *tm->view.layers * (size_t)c->n_layers);
+    } else {
+        plan_tensors(tm);
+        tm->params = calloc(tm->n_params, sizeof(float));
+        tm->grads = calloc(tm->n_params, sizeof(float));
+        if (!tm->params || !tm->grads || build_view(tm))
+            goto oom;
+    }
     plan_acts(tm, tm->arena);
     /* As the inference forward: inv_freq = 1 / theta^(2i/D) (training stays within the trained length, so
      * dynamic NTK never applies); linear scaling divides positions, i.e. the frequencies, by the factor. */
@@ -165,6 +179,17 @@ oom:
              c->n_layers, B, T);
     train_model_free(tm);
     return NULL;
+}
+
+struct train_model *train_model_new(const struct model_config *c, int B, int T, char *err, size_t errlen)
+{
+    return model_new(c, NULL, NULL, B, T, err, errlen);
+}
+
+struct train_model *train_model_new_frozen(const struct model *base, const struct train_linear_ops *ops, int B,
+                                           int T, char *err, size_t errlen)
+{
+    return model_new(&base->config, base, ops, B, T, err, errlen);
 }
 
 void train_model_free(struct train_model *tm)
@@ -274,6 +299,30 @@ static void rope_qkv(const struct train_model *tm, float *qkv, const int32_t *po
         }
 }
 
+static void linear_forward(struct train_model *tm, int layer, enum train_linear kind, const struct nn_matrix *w,
+                           float *y, const float *x)
+{
+    if (tm->linear)
+        tm->linear->forward(tm->linear->ctx, layer, kind, w, y, x, tm->B * tm->T);
+    else
+        nn_matmul(y, w, x, tm->B * tm->T);
+}
+
+static float *grad_of(struct train_model *tm, const void *param)
+{
+    return tm->grads ? tm->grads + ((const float *)param - tm->params) : tm->dnorm;
+}
+
+static void linear_backward(struct train_model *tm, int layer, enum train_linear kind, const struct nn_matrix *w,
+                            float *dx, const float *dy, const float *x)
+{
+    int N = tm->B * tm->T;
+    if (tm->linear)
+        tm->linear->backward(tm->linear->ctx, layer, kind, w, dx, dy, x, N);
+    else
+        matmul_backward(dx, grad_of(tm, w->data), dy, x, w->data, N, w->cols, w->rows, tm->mm_scratch);
+}
+
 /* Forward to the logits, keeping every activation the backward reads. */
 static void forward(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos)
 {
@@ -283,31 +332,26 @@ static void forward(struct train_model *tm, const int32_t *tokens, const int32_t
     float eps = c->rms_norm_eps;
     float *x = tm->acts[0].x_in;
     for (int i = 0; i < N; i++)
-        memcpy(x + (size_t)i * C, (const float *)m->tok_embeddings.data + (size_t)tokens[i] * C, sizeof(float) * C);
+        nn_dequant_row(&m->tok_embeddings, tokens[i], x + (size_t)i * C);
     for (int l = 0; l < c->n_layers; l++) {
         struct train_layer_acts *a = &tm->acts[l];
         const struct model_layer *L = &m->layers[l];
         float *next = l + 1 < c->n_layers ? tm->acts[l + 1].x_in : tm->x_out;
         rmsnorm_rows(a->xn1, a->x_in, L->attention_norm, N, C, eps);
-        nn_matmul(a->qkv, &L->wqkv, a->xn1, N);
+        linear_forward(tm, l, TRAIN_WQKV, &L->wqkv, a->qkv, a->xn1);
         rope_qkv(tm, a->qkv, pos, 0);
         attention_forward_train(a->att, a->lse, a->qkv, start, tm->B, tm->T, c->n_heads, c->n_kv_heads, c->head_dim);
-        nn_matmul(tm->dxn, &L->wo, a->att, N); /* dxn is free until the backward: a scratch [N, C] */
+        linear_forward(tm, l, TRAIN_WO, &L->wo, tm->dxn, a->att); /* dxn is free until the backward: a scratch [N, C] */
         add_rows(a->x_mid, a->x_in, tm->dxn, (size_t)N * C);
         rmsnorm_rows(a->xn2, a->x_mid, L->ffn_norm, N, C, eps);
-        nn_matmul(a->a, &L->w1, a->xn2, N);
-        nn_matmul(a->b, &L->w3, a->xn2, N);
+        linear_forward(tm, l, TRAIN_W1, &L->w1, a->a, a->xn2);
+        linear_forward(tm, l, TRAIN_W3, &L->w3, a->b, a->xn2);
         swiglu_forward(a->h, a->a, a->b, N * F);
-        nn_matmul(tm->dxn, &L->w2, a->h, N);
+        linear_forward(tm, l, TRAIN_W2, &L->w2, tm->dxn, a->h);
         add_rows(next, a->x_mid, tm->dxn, (size_t)N * C);
     }
     rmsnorm_rows(tm->xnf, tm->x_out, m->norm, N, C, eps);
-    nn_matmul(tm->logits, &m->output, tm->xnf, N);
-}
-
-static float *grad_of(struct train_model *tm, const void *param)
-{
-    return tm->grads + ((const float *)param - tm->params);
+    linear_forward(tm, -1, TRAIN_OUTPUT, &m->output, tm->logits, tm->xnf);
 }
 
 double train_forward_loss(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
@@ -324,12 +368,12 @@ double train_forward_backward(struct train_model *tm, const int32_t *tokens, con
     const struct model *m = &tm->view;
     int N = tm->B * tm->T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, HD = c->n_heads * c->head_dim;
     int QKV = qkv_dim(c);
-    float eps = c->rms_norm_eps, *mm = tm->mm_scratch;
+    float eps = c->rms_norm_eps;
     forward(tm, tokens, start, pos);
     double loss = softmax_xent_backward(tm->logits, targets, N, V, loss_scale); /* logits := dlogits */
 
     memset(tm->dxn, 0, sizeof(float) * N * C);
-    matmul_backward(tm->dxn, grad_of(tm, m->output.data), tm->logits, tm->xnf, m->output.data, N, C, V, mm);
+    linear_backward(tm, -1, TRAIN_OUTPUT, &m->output, tm->dxn, tm->logits, tm->xnf);
     memset(tm->dx, 0, sizeof(float) * N * C);
     rmsnorm_backward(tm->dx, grad_of(tm, m->norm), tm->dxn, tm->x_out, m->norm, N, C, eps);
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -337,25 +381,26 @@ double train_forward_backward(struct train_model *tm, const int32_t *tokens, con
         const struct model_layer *L = &m->layers[l];
         /* feed-forward: x_out = x_mid + w2(silu(w1 xn2) * w3 xn2); dx is d x_out, and flows on to x_mid */
         memset(tm->dh, 0, sizeof(float) * N * F);
-        matmul_backward(tm->dh, grad_of(tm, L->w2.data), tm->dx, a->h, L->w2.data, N, F, C, mm);
+        linear_backward(tm, l, TRAIN_W2, &L->w2, tm->dh, tm->dx, a->h);
         memset(tm->da, 0, sizeof(float) * N * F);
         memset(tm->db, 0, sizeof(float) * N * F);
         swiglu_backward(tm->da, tm->db, tm->dh, a->a, a->b, (size_t)N * F);
         memset(tm->dxn, 0, sizeof(float) * N * C);
-        matmul_backward(tm->dxn, grad_of(tm, L->w1.data), tm->da, a->xn2, L->w1.data, N, C, F, mm);
-        matmul_backward(tm->dxn, grad_of(tm, L->w3.data), tm->db, a->xn2, L->w3.data, N, C, F, mm);
+        linear_backward(tm, l, TRAIN_W1, &L->w1, tm->dxn, tm->da, a->xn2);
+        linear_backward(tm, l, TRAIN_W3, &L->w3, tm->dxn, tm->db, a->xn2);
         rmsnorm_backward(tm->dx, grad_of(tm, L->ffn_norm), tm->dxn, a->x_mid, L->ffn_norm, N, C, eps);
         /* attention: x_mid = x_in + wo(attention(rope(wqkv xn1))) */
         memset(tm->datt, 0, sizeof(float) * N * HD);
-        matmul_backward(tm->datt, grad_of(tm, L->wo.data), tm->dx, a->att, L->wo.data, N, HD, C, mm);
+        linear_backward(tm, l, TRAIN_WO, &L->wo, tm->datt, tm->dx, a->att);
         memset(tm->dqkv, 0, sizeof(float) * N * QKV);
         attention_backward(tm->dqkv, tm->datt, a->qkv, a->att, a->lse, start, tm->B, tm->T, c->n_heads,
                            c->n_kv_heads, c->head_dim);
         rope_qkv(tm, tm->dqkv, pos, 1);
         memset(tm->dxn, 0, sizeof(float) * N * C);
-        matmul_backward(tm->dxn, grad_of(tm, L->wqkv.data), tm->dqkv, a->xn1, L->wqkv.data, N, C, QKV, mm);
+        linear_backward(tm, l, TRAIN_WQKV, &L->wqkv, tm->dxn, tm->dqkv, a->xn1);
         rmsnorm_backward(tm->dx, grad_of(tm, L->attention_norm), tm->dxn, a->x_in, L->attention_norm, N, C, eps);
     }
-    embedding_backward(grad_of(tm, m->tok_embeddings.data), tm->dx, tokens, N, C);
+    if (tm->grads)
+        embedding_backward(grad_of(tm, m->tok_embeddings.data), tm->dx, tokens, N, C);
     return loss;
 }

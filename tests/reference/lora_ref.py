@@ -112,6 +112,48 @@ def cmd_nf4(path):
           (werr, ((scales - absmax).abs() / absmax).max().item()))
 
 
+MODULES = ["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
+
+
+def cmd_lora(path):
+    for case in sorted(os.listdir(path)):
+        d = os.path.join(path, case)
+        if not os.path.isfile(os.path.join(d, "grads.bin")):
+            continue
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        acfg = json.load(open(os.path.join(d, "adapter_config.json")))
+        w = train_ref.read_safetensors(os.path.join(d, "model.safetensors"))
+        ad = {k: v.requires_grad_(True)
+              for k, v in train_ref.read_safetensors(os.path.join(d, "adapter_model.safetensors")).items()}
+        scaling = acfg["lora_alpha"] / acfg["r"]
+        # PEFT: y = x W^T + scaling * (x A^T) B^T, i.e. the weight W + scaling * B A (dropout off)
+        order = ["model.layers.%d.%s" % (l, m) for l in range(cfg["num_hidden_layers"]) for m in MODULES] + ["output"]
+        params = []
+        for mod in order:
+            a = "base_model.model.%s.lora_A.weight" % mod
+            if a not in ad:
+                continue
+            b = a.replace("lora_A", "lora_B")
+            w[mod + ".weight"] = w[mod + ".weight"] + scaling * (ad[b] @ ad[a])
+            params += [ad[a], ad[b]]
+        g = train_ref.read_dump(os.path.join(d, "grads.bin"))
+        loss = train_ref.internlm2_loss(w, cfg, g["tokens"], g["targets"], g["start"])
+        loss.backward()
+        train_ref.check("%s loss" % case, g["loss"], loss)
+        flat = g["lora_grads"]
+        at, worst = 0, 0.0
+        for p_ in params:
+            n = p_.numel()
+            name = [k for k, v in ad.items() if v is p_][0].replace("base_model.model.", "")
+            worst = max(worst, train_ref.check("%s %s" % (case, name), flat[at:at + n], p_.grad))
+            at += n
+        ok = at == flat.numel()
+        print("%s: %d adapter tensors (%s), worst gradient rel err %.3e%s" %
+              (case, len(params), ",".join(acfg["target_modules"]), worst, "" if ok else " SIZE MISMATCH"))
+        if not ok:
+            failures.append(case + " size")
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[1] not in ("nf4", "lora"):
         print(__doc__, file=sys.stderr)
