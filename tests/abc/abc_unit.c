@@ -87,6 +87,46 @@ int main(void)
     /* a :| without |: repeats from the tune start, or from the end of the previous repeat */
     expect("C8 :| D8 :|", "60@0+96 60@96+96 62@192+96 62@288+96");
 
+    /* lyrics: hyphens split syllables, _ holds the previous syllable over a note, | moves to the next bar */
+    {
+        const char *abc = "X:1\nT:t\nM:4/4\nL:1/4\nK:C\nC D E F|G2 G2|\nw:Hel-lo my dear_ friend\n"
+                          "A B z c|d4|\nw:one | two\n";
+        const char *want[] = {"Hel", "lo", "my", "dear", "", "friend", "one", NULL, NULL, "two"};
+        abc_file *f = abc_parse(abc, strlen(abc));
+        abc_model *m = abc_model_new(f, 0, NULL);
+        size_t k = 0;
+        for (size_t i = 0; m && i < m->voices[0].n_events; i++) {
+            const abc_event *e = &m->voices[0].events[i];
+            if (e->flags & ABC_EV_REST)
+                continue;
+            const char *w = k < 10 ? want[k] : NULL;
+            CHECK((!w && !e->lyric) || (w && e->lyric && !strcmp(w, e->lyric)), "lyric %zu: got '%s' want '%s'", k,
+                  e->lyric ? e->lyric : "(none)", w ? w : "(none)");
+            k++;
+        }
+        CHECK(k == 10, "lyric test saw %zu notes", k);
+        abc_model_free(m);
+        abc_file_free(f);
+    }
+
+    /* voices: each V: has its own time line; inline [V:] switches too; the header V: fixes the order */
+    {
+        const char *abc = "X:1\nT:t\nM:2/4\nL:1/8\nV:T name=Tenor\nV:B\nK:G\n[V:B] G,4 | D4 |\n[V:T] B2 d2 | [K:D] c4 |\n";
+        abc_file *f = abc_parse(abc, strlen(abc));
+        abc_model *m = abc_model_new(f, 0, NULL);
+        CHECK(m && m->n_voices == 2, "two voices");
+        if (m && m->n_voices == 2) {
+            CHECK(!strcmp(m->voices[0].id, "T") && m->voices[0].name && !strcmp(m->voices[0].name, "Tenor"), "V:T name");
+            CHECK(m->voices[0].n_events == 3 && m->voices[1].n_events == 2, "events per voice");
+            /* c under K:D is c#: 73; B's D4 starts at 1/2 */
+            CHECK(m->voices[0].n_events == 3 && m->voices[0].events[2].pitch == 73, "inline K:D gives c#");
+            CHECK(m->voices[1].n_events == 2 && abc_frac_eq(m->voices[1].events[1].start, (abc_frac){1, 2}),
+                  "second voice starts at 0");
+        }
+        abc_model_free(m);
+        abc_file_free(f);
+    }
+
     /* keys: D major has F# and C#; A dorian has F#; Bb mixolydian has three flats; explicit accidentals */
     abc_key k;
     char err[128];
