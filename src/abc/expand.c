@@ -11,7 +11,8 @@
 #include "model_internal.h"
 
 #define MAX_PASSES 16
-#define MAX_PLAYED_BARS 100000
+#define MAX_PLAYED_BARS 20000     /* playback is cut there (real tunes play a few hundred bars) */
+#define MAX_PLAYED_EVENTS 500000
 
 bool abc_ending_has(const char *list, int n)
 {
@@ -83,6 +84,7 @@ static int chain_max(const abc_bar *bars, size_t i, size_t hi, const char *curre
 typedef struct order {
     int *v;
     size_t n, cap;
+    size_t steps; /* bars looked at, over all ranges: bounds the work on absurd repeat/part structures */
     bool oom;
 } order;
 
@@ -109,8 +111,7 @@ static void expand_range(const abc_bar *bars, size_t lo, size_t hi, order *o)
     int pass = 1;
     const char *ending = NULL; /* list of the ending region being played */
     size_t ending_stop = 0;
-    size_t steps = 0;
-    while (i < hi && steps++ < (size_t)MAX_PLAYED_BARS) {
+    while (i < hi && o->n < MAX_PLAYED_BARS && o->steps++ < 4 * (size_t)MAX_PLAYED_BARS) {
         const abc_bar *b = &bars[i];
         if (b->repeat_start && i != start) {
             start = i;
@@ -238,8 +239,13 @@ bool abc_model_expand(abc_model *m)
             return false;
         }
         size_t n_played = 0;
-        for (size_t k = 0; k < o.n; k++)
+        for (size_t k = 0; k < o.n; k++) {
+            if (n_played + v->bars[o.v[k]].n_events > MAX_PLAYED_EVENTS) {
+                o.n = k;
+                break;
+            }
             n_played += v->bars[o.v[k]].n_events;
+        }
         v->played = abc_arena_alloc(m->arena, (n_played ? n_played : 1) * sizeof(abc_event));
         v->play_order = abc_arena_alloc(m->arena, (o.n ? o.n : 1) * sizeof(int));
         if (!v->played || !v->play_order) {

@@ -38,6 +38,8 @@ typedef struct voice_state {
     abc_frac overlay_main_t;
     size_t lyric_mark;            /* events before this index already have lyrics (or are a previous line's) */
     const char *pending_part;
+    abc_len memo_len;             /* note_length()'s last answer */
+    abc_frac memo_unit, memo_dur;
 } voice_state;
 
 typedef struct builder {
@@ -202,7 +204,8 @@ static void apply_broken(builder *b, voice_state *v, const abc_element *e)
 
 static int note_pitch(voice_state *v, const abc_note *n, bool *tied)
 {
-    int li = (n->letter - 'A' + 5) % 7;
+    static const int8_t letter_index[7] = {5, 6, 0, 1, 2, 3, 4}; /* A..G -> C D E F G A B order */
+    int li = letter_index[n->letter - 'A'];
     *tied = false;
     for (int i = 0; i < v->n_ties; i++)
         if (v->ties[i].letter == n->letter && v->ties[i].octave == n->octave) {
@@ -230,6 +233,17 @@ static abc_frac len_frac(abc_len l)
     return abc_frac_make(l.num, l.den);
 }
 
+/* unit * written length, remembering the last one (runs of equal lengths are the rule) */
+static abc_frac note_length(voice_state *v, abc_len len)
+{
+    if (len.num != v->memo_len.num || len.den != v->memo_len.den || !abc_frac_eq(v->unit, v->memo_unit)) {
+        v->memo_len = len;
+        v->memo_unit = v->unit;
+        v->memo_dur = abc_frac_mul(v->unit, len_frac(len));
+    }
+    return v->memo_dur;
+}
+
 static abc_event *push_event(builder *b, voice_state *v, const abc_element *e, int element)
 {
     abc_event *ev = abc_vec_push(&v->events);
@@ -254,7 +268,7 @@ static void add_note(builder *b, voice_state *v, const abc_element *e, int eleme
         return;
     bool tied;
     ev->pitch = note_pitch(v, n, &tied);
-    ev->dur = abc_frac_mul(v->unit, len_frac(n->len));
+    ev->dur = note_length(v, n->len);
     if (tied)
         ev->flags |= ABC_EV_TIED;
     if (v->in_grace) {
@@ -290,7 +304,7 @@ static void add_rest(builder *b, voice_state *v, const abc_element *e, int eleme
             bar = (abc_frac){1, 1};
         ev->dur = abc_frac_mul(bar, abc_frac_make(e->u.rest.len.num, 1));
     } else {
-        ev->dur = abc_frac_mul(v->unit, len_frac(e->u.rest.len));
+        ev->dur = note_length(v, e->u.rest.len);
     }
     if (v->in_grace) {
         ev->dur = (abc_frac){0, 1};
