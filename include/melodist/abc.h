@@ -339,7 +339,8 @@ typedef struct abc_voice {
     const char *properties;  /* the rest of the V: line as written, or NULL */
     abc_event *events;       /* as written */
     size_t n_events;
-    abc_event *played;       /* expanded for playback: repeats, endings, parts; ties still separate */
+    abc_event *played;       /* expanded for playback: repeats, endings, parts; ties still separate
+                                (cut at 20000 played bars or 500000 events) */
     size_t n_played;
     abc_bar *bars;           /* this voice's written bars */
     size_t n_bars;
@@ -385,7 +386,8 @@ size_t abc_validate_tune(const abc_file *f, size_t index, abc_diags *out);
 size_t abc_validate_file(const abc_file *f, abc_diags *out);
 /* abc_parse() + abc_validate_file() of a whole buffer, one tune at a time, so that memory stays small and
  * in cache (what 'melodist abc check' uses). Same diagnostics; tune indexes count tunes in the buffer.
- * *n_tunes (may be NULL) gets the number of tunes. Returns the error count. */
+ * *n_tunes (may be NULL) gets the number of tunes. Big inputs are split over up to 4 threads.
+ * Returns the error count. */
 size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_tunes);
 
 /* ---------------------------------------------------------------- normaliser (fmt.c) */

@@ -1,7 +1,9 @@
 /* Validator: header rules, field letters, bar lengths against the meter, balance of slurs, ties, tuplets,
  * grace groups and endings. Syntax errors come from the parser, field values from the model builder. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "abc_internal.h"
 #include "model_internal.h"
@@ -289,13 +291,65 @@ typedef struct tune_start {
     int line;
 } tune_start;
 
+/* Append from's diagnostics to out with tune index `tune` (-2: keep theirs; file-level ones stay -1). */
 static void copy_diags(const abc_diags *from, int tune, abc_diags *out)
 {
     for (size_t i = 0; i < from->n; i++) {
         const abc_diag *d = &from->items[i];
-        abc_diags_add(out, d->severity, d->line, d->col, d->tune < 0 ? -1 : tune, d->category, d->hint, "%s",
-                      d->message);
+        int t = d->tune < 0 ? -1 : tune == -2 ? d->tune : tune;
+        abc_diags_add(out, d->severity, d->line, d->col, t, d->category, d->hint, "%s", d->message);
     }
+}
+
+/* One worker's share of abc_check_buffer: tunes [lo, hi), diagnostics in tune order. */
+typedef struct check_job {
+    const char *buf;
+    size_t len;
+    const tune_start *ts;
+    size_t n, lo, hi;
+    const abc_file *head;
+    bool compound;
+    x_index *xs;
+    abc_diags diags;
+} check_job;
+
+static void *check_range(void *arg)
+{
+    check_job *j = arg;
+    abc_diags tune_diags;
+    abc_diags_init(&tune_diags);
+    for (size_t i = j->lo; i < j->hi; i++) {
+        size_t end = i + 1 < j->n ? j->ts[i + 1].off : j->len;
+        abc_file *f = abc_parse_part(j->buf + j->ts[i].off, end - j->ts[i].off, j->ts[i].line, j->compound);
+        if (!f) {
+            abc_diags_add(&j->diags, ABC_ERROR, j->ts[i].line, 1, (int)i, "memory", NULL, "out of memory");
+            j->xs[i] = (x_index){-1, i};
+            continue;
+        }
+        f->header = j->head->header;
+        f->n_header = j->head->n_header;
+        j->xs[i] = (x_index){f->n_tunes ? f->tunes[0].x : -1, i};
+        abc_diags_clear(&tune_diags);
+        copy_diags(&f->diags, 0, &tune_diags);
+        if (f->n_tunes)
+            validate_one(f, 0, &tune_diags);
+        abc_diags_sort(&tune_diags);
+        copy_diags(&tune_diags, (int)i, &j->diags);
+        f->header = NULL;
+        f->n_header = 0;
+        abc_file_free(f);
+    }
+    abc_diags_free(&tune_diags);
+    return NULL;
+}
+
+/* Workers for big inputs: the tunes are independent, so they split over the cores. */
+static int worker_count(size_t len, size_t n)
+{
+    if (len < ((size_t)1 << 20) || n < 256)
+        return 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus >= 4 ? 4 : cpus >= 2 ? (int)cpus : 1;
 }
 
 size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_tunes)
@@ -337,29 +391,28 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
         if (head->header[i].key == 'M' && abc_parse_meter(head->header[i].value, &m, err, sizeof err))
             compound = abc_meter_is_compound(m);
     }
-    abc_diags tune_diags;
-    abc_diags_init(&tune_diags);
-    for (size_t i = 0; i < n; i++) {
-        size_t end = i + 1 < n ? ts[i + 1].off : len;
-        abc_file *f = abc_parse_part(buf + ts[i].off, end - ts[i].off, ts[i].line, compound);
-        if (!f) {
-            abc_diags_add(out, ABC_ERROR, ts[i].line, 1, (int)i, "memory", NULL, "out of memory");
-            continue;
-        }
-        f->header = head->header;
-        f->n_header = head->n_header;
-        xs[i] = (x_index){f->n_tunes ? f->tunes[0].x : -1, i};
-        abc_diags_clear(&tune_diags);
-        copy_diags(&f->diags, 0, &tune_diags);
-        if (f->n_tunes)
-            validate_one(f, 0, &tune_diags);
-        abc_diags_sort(&tune_diags);
-        copy_diags(&tune_diags, (int)i, out);
-        f->header = NULL;
-        f->n_header = 0;
-        abc_file_free(f);
+    check_job jobs[4];
+    pthread_t threads[4];
+    bool started[4] = {false, false, false, false};
+    int workers = worker_count(len, n);
+    for (int w = 0; w < workers; w++) {
+        jobs[w] = (check_job){.buf = buf, .len = len, .ts = ts, .n = n, .lo = n * (size_t)w / (size_t)workers,
+                              .hi = n * (size_t)(w + 1) / (size_t)workers, .head = head, .compound = compound, .xs = xs};
+        abc_diags_init(&jobs[w].diags);
+        if (w > 0)
+            started[w] = !pthread_create(&threads[w], NULL, check_range, &jobs[w]);
     }
-    abc_diags_free(&tune_diags);
+    check_range(&jobs[0]);
+    for (int w = 1; w < workers; w++) {
+        if (started[w])
+            pthread_join(threads[w], NULL);
+        else
+            check_range(&jobs[w]); /* no thread: do it here */
+    }
+    for (int w = 0; w < workers; w++) { /* ranges are in tune order: append */
+        copy_diags(&jobs[w].diags, -2, out);
+        abc_diags_free(&jobs[w].diags);
+    }
     qsort(xs, n, sizeof *xs, cmp_x);
     for (size_t i = 1; i < n; i++)
         if (xs[i].x >= 0 && xs[i].x == xs[i - 1].x)
