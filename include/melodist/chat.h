@@ -59,7 +59,7 @@ struct chat_stop;
 
 struct chat_stop *chat_stop_new(const char *const *stops, int n); /* NULL when out of memory */
 void chat_stop_free(struct chat_stop *s);
-/* Feeds text; *out/*out_len receive the text that is safe to show (valid until the next call). Returns 1 when
+/* Feeds text; *out and *out_len receive the text that is safe to show (valid until the next call). Returns 1 when
  * a stop string was completed (the text before it has been given, everything after is dropped), 0 to go on,
  * -1 when out of memory. */
 int chat_stop_push(struct chat_stop *s, const char *text, size_t len, const char **out, size_t *out_len);

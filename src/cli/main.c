@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"info", cmd_info, "show an InternLM2 checkpoint's configuration, size and memory needs"},
     {"quantize", cmd_quantize, "rewrite an InternLM2 checkpoint as q8, q4, bf16, f16 or f32"},
     {"generate", cmd_generate, "continue a text prompt with an InternLM2 model"},
+    {"chat", cmd_chat, "talk with an InternLM2-chat model (the Melodist composer persona by default)"},
     {"data", cmd_data, "build the pre-training corpus and SFT datasets from ABC collections"},
     {"train", cmd_train, "train an InternLM2-architecture model (from scratch or continued)"},
 };

@@ -1,0 +1,534 @@
+/* InternLM2 chat: template encoding, context fitting, stop strings and a conversation session. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "melodist/chat.h"
+
+const char *chat_role_name(enum chat_role role)
+{
+    switch (role) {
+    case CHAT_SYSTEM: return "system";
+    case CHAT_USER: return "user";
+    case CHAT_ASSISTANT: return "assistant";
+    }
+    return "?";
+}
+
+static int push_id(tok_ids *out, int id)
+{
+    if (out->n == out->cap) {
+        size_t cap = out->cap ? 2 * out->cap : 256;
+        int *v = realloc(out->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        out->v = v;
+        out->cap = cap;
+    }
+    out->v[out->n++] = id;
+    return 0;
+}
+
+struct chat_ids {
+    int im_start, im_end, bos;
+};
+
+static int chat_ids_of(const mt_tokenizer *tok, struct chat_ids *c, char *err, size_t errlen)
+{
+    c->im_start = tok_special_id(tok, "<|im_start|>");
+    c->im_end = tok_special_id(tok, "<|im_end|>");
+    c->bos = tok_bos_id(tok);
+    if (c->im_start < 0 || c->im_end < 0) {
+        snprintf(err, errlen, "the tokenizer has no <|im_start|>/<|im_end|> tokens, so it cannot encode the "
+                              "InternLM2 chat template (use an InternLM2-chat tokenizer.model)");
+        return -1;
+    }
+    return 0;
+}
+
+/* <|im_start|> role "\n" text <|im_end|> "\n": the text between special tokens is encoded on its own, as the
+ * Hugging Face tokenizer does when it splits on added tokens. */
+static int encode_turn(const mt_tokenizer *tok, const struct chat_ids *c, const char *role, const char *text,
+                       size_t len, int closed, tok_ids *out)
+{
+    size_t rl = strlen(role);
+    char *head = malloc(rl + 1 + len);
+    if (!head)
+        return -1;
+    memcpy(head, role, rl);
+    head[rl] = '\n';
+    if (len)
+        memcpy(head + rl + 1, text, len);
+    int rc = push_id(out, c->im_start) || tok_encode(tok, head, rl + 1 + len, 0, out);
+    free(head);
+    if (!rc && closed)
+        rc = push_id(out, c->im_end) || tok_encode(tok, "\n", 1, 0, out);
+    return rc ? -1 : 0;
+}
+
+/* Encodes the messages back to back and records where each one starts (starts[n] = the generation prompt). */
+static int encode_all(const mt_tokenizer *tok, const struct chat_ids *c, const struct chat_message *msgs, int n,
+                      int add_generation_prompt, tok_ids *out, size_t *starts)
+{
+    for (int i = 0; i < n; i++) {
+        if (starts)
+            starts[i] = out->n;
+        if (encode_turn(tok, c, chat_role_name(msgs[i].role), msgs[i].text, msgs[i].len, 1, out))
+            return -1;
+    }
+    if (starts)
+        starts[n] = out->n;
+    if (add_generation_prompt && encode_turn(tok, c, "assistant", "", 0, 0, out))
+        return -1;
+    return 0;
+}
+
+int chat_encode(const mt_tokenizer *tok, const struct chat_message *msgs, int n, int add_generation_prompt,
+                tok_ids *out, char *err, size_t errlen)
+{
+    struct chat_ids c;
+    if (chat_ids_of(tok, &c, err, errlen))
+        return -1;
+    if ((c.bos >= 0 && push_id(out, c.bos)) || encode_all(tok, &c, msgs, n, add_generation_prompt, out, NULL)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int append_ids(tok_ids *out, const int *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (push_id(out, ids[i]))
+            return -1;
+    return 0;
+}
+
+int chat_encode_fit(const mt_tokenizer *tok, const struct chat_message *msgs, int n, int max_tokens,
+                    tok_ids *out, int *n_dropped, char *err, size_t errlen)
+{
+    struct chat_ids c;
+    if (chat_ids_of(tok, &c, err, errlen))
+        return -1;
+    if (n < 1) {
+        snprintf(err, errlen, "no message to reply to");
+        return -1;
+    }
+    tok_ids all = {0};
+    size_t *starts = malloc(((size_t)n + 1) * sizeof *starts);
+    if (!starts || encode_all(tok, &c, msgs, n, 1, &all, starts)) {
+        free(starts);
+        tok_ids_free(&all);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t bos = c.bos >= 0, total = bos + all.n;
+    int sys = msgs[0].role == CHAT_SYSTEM && n > 1, first = sys;
+    /* Drop whole turns from the oldest; the kept part starts with a user message. */
+    while (first < n - 1 && (total > (size_t)max_tokens || msgs[first].role != CHAT_USER)) {
+        total -= starts[first + 1] - starts[first];
+        first++;
+    }
+    int rc = -1;
+    if (total > (size_t)max_tokens) {
+        size_t sys_len = sys ? starts[1] - starts[0] : 0;
+        snprintf(err, errlen,
+                 "the conversation does not fit: the system prompt (%zu tokens) and the last message "
+                 "(%zu tokens with the template) need %zu tokens, but only %d are available; shorten the "
+                 "message or the system prompt, or give a longer context",
+                 sys_len, all.n - starts[n - 1], total, max_tokens);
+    } else if ((c.bos >= 0 && push_id(out, c.bos)) || (sys && append_ids(out, all.v, starts[1])) ||
+               append_ids(out, all.v + starts[first], all.n - starts[first])) {
+        snprintf(err, errlen, "out of memory");
+    } else {
+        *n_dropped = first - sys;
+        rc = 0;
+    }
+    free(starts);
+    tok_ids_free(&all);
+    return rc;
+}
+
+int chat_stop_tokens(const mt_tokenizer *tok, int eos_id, int stops[2])
+{
+    int n = 0;
+    stops[n++] = eos_id;
+    int im_end = tok_special_id(tok, "<|im_end|>");
+    if (im_end >= 0 && im_end != eos_id)
+        stops[n++] = im_end;
+    return n;
+}
+
+/* ---- stop strings ---- */
+
+struct chat_stop {
+    char **stops;
+    size_t *lens;
+    int n;
+    char *held, *out; /* text that may begin a stop string; the text last given out */
+    size_t n_held, cap;
+};
+
+void chat_stop_free(struct chat_stop *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n; i++)
+        free(s->stops[i]);
+    free(s->stops);
+    free(s->lens);
+    free(s->held);
+    free(s->out);
+    free(s);
+}
+
+struct chat_stop *chat_stop_new(const char *const *stops, int n)
+{
+    struct chat_stop *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->stops = calloc((size_t)n + 1, sizeof *s->stops);
+    s->lens = calloc((size_t)n + 1, sizeof *s->lens);
+    if (!s->stops || !s->lens) {
+        chat_stop_free(s);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!*stops[i])
+            continue; /* an empty stop string would stop before the first token */
+        s->lens[s->n] = strlen(stops[i]);
+        if (!(s->stops[s->n++] = strdup(stops[i]))) {
+            chat_stop_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+/* Whether text[0..len) is a prefix of some stop string. */
+static int stop_prefix(const struct chat_stop *s, const char *text, size_t len)
+{
+    for (int i = 0; i < s->n; i++)
+        if (len < s->lens[i] && !memcmp(s->stops[i], text, len))
+            return 1;
+    return 0;
+}
+
+static void give(struct chat_stop *s, size_t n, const char **out, size_t *out_len)
+{
+    memcpy(s->out, s->held, n);
+    memmove(s->held, s->held + n, s->n_held - n);
+    s->n_held -= n;
+    *out = s->out;
+    *out_len = n;
+}
+
+int chat_stop_push(struct chat_stop *s, const char *text, size_t len, const char **out, size_t *out_len)
+{
+    *out = "";
+    *out_len = 0;
+    if (s->n_held + len > s->cap) {
+        size_t cap = 2 * (s->n_held + len) + 64;
+        char *held = realloc(s->held, cap);
+        if (held)
+            s->held = held;
+        char *o = held ? realloc(s->out, cap) : NULL;
+        if (!o)
+            return -1;
+        s->out = o;
+        s->cap = cap;
+    }
+    memcpy(s->held + s->n_held, text, len);
+    s->n_held += len;
+    /* The earliest complete stop string wins. */
+    size_t hit = s->n_held + 1;
+    for (int i = 0; i < s->n; i++) {
+        char *at = memmem(s->held, s->n_held, s->stops[i], s->lens[i]);
+        if (at && (size_t)(at - s->held) < hit)
+            hit = (size_t)(at - s->held);
+    }
+    if (hit <= s->n_held) {
+        give(s, hit, out, out_len);
+        s->n_held = 0;
+        return 1;
+    }
+    size_t keep = 0; /* the longest tail that could still grow into a stop string */
+    for (size_t i = 0; i < s->n_held; i++)
+        if (stop_prefix(s, s->held + i, s->n_held - i)) {
+            keep = s->n_held - i;
+            break;
+        }
+    give(s, s->n_held - keep, out, out_len);
+    return 0;
+}
+
+void chat_stop_finish(struct chat_stop *s, const char **out, size_t *out_len)
+{
+    *out = "";
+    *out_len = 0;
+    if (s->n_held)
+        give(s, s->n_held, out, out_len);
+}
+
+/* ---- session ---- */
+
+struct chat_session {
+    const struct model *m;
+    const mt_tokenizer *tok;
+    struct model_state *state;
+    int context;
+    char *system;
+    struct chat_message *turns; /* texts owned */
+    int n_turns, cap_turns;
+    tok_ids cached; /* the ids whose keys/values are in state, positions 0..cached.n */
+    int stops[2], n_stops;
+};
+
+void chat_session_free(struct chat_session *s)
+{
+    if (!s)
+        return;
+    chat_session_reset(s);
+    free(s->turns);
+    free(s->system);
+    tok_ids_free(&s->cached);
+    model_state_free(s->state);
+    free(s);
+}
+
+struct chat_session *chat_session_new(const struct model *m, const mt_tokenizer *tok, const char *system,
+                                      int context, char *err, size_t errlen)
+{
+    struct chat_ids c;
+    if (chat_ids_of(tok, &c, err, errlen))
+        return NULL;
+    if (tok_vocab_size(tok) > m->config.vocab_size) {
+        snprintf(err, errlen, "the tokenizer has %d pieces but the model only %d embeddings: they do not belong "
+                              "together", tok_vocab_size(tok), m->config.vocab_size);
+        return NULL;
+    }
+    struct chat_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->m = m;
+    s->tok = tok;
+    s->context = context > 0 ? context : m->config.max_position_embeddings;
+    s->n_stops = chat_stop_tokens(tok, m->config.eos_token_id, s->stops);
+    s->state = model_state_new(m, s->context, 256);
+    if (!s->state || chat_session_set_system(s, system)) {
+        snprintf(err, errlen, "out of memory for a %d-token context", s->context);
+        chat_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int chat_session_set_system(struct chat_session *s, const char *system)
+{
+    char *copy = NULL;
+    if (system && *system && !(copy = strdup(system)))
+        return -1;
+    free(s->system);
+    s->system = copy;
+    return 0;
+}
+
+void chat_session_reset(struct chat_session *s)
+{
+    for (int i = 0; i < s->n_turns; i++)
+        free((char *)s->turns[i].text);
+    s->n_turns = 0;
+}
+
+int chat_session_add(struct chat_session *s, enum chat_role role, const char *text, size_t len)
+{
+    if (s->n_turns == s->cap_turns) {
+        int cap = s->cap_turns ? 2 * s->cap_turns : 16;
+        struct chat_message *t = realloc(s->turns, (size_t)cap * sizeof *t);
+        if (!t)
+            return -1;
+        s->turns = t;
+        s->cap_turns = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    s->turns[s->n_turns++] = (struct chat_message){role, copy, len};
+    return 0;
+}
+
+int chat_session_messages(const struct chat_session *s, const struct chat_message **msgs)
+{
+    *msgs = s->turns;
+    return s->n_turns;
+}
+
+int chat_session_context(const struct chat_session *s)
+{
+    return s->context;
+}
+
+static void drop_turns(struct chat_session *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        free((char *)s->turns[i].text);
+    memmove(s->turns, s->turns + n, (size_t)(s->n_turns - n) * sizeof *s->turns);
+    s->n_turns -= n;
+}
+
+struct reply_ctx {
+    struct chat_session *s;
+    tok_stream *decoder;
+    struct chat_stop *stop;
+    chat_text_fn on_text;
+    void *ctx;
+    tok_ids generated;
+    char *text;
+    size_t len, cap;
+    int stop_string, halted, failed;
+};
+
+static int reply_text(struct reply_ctx *r, const char *text, size_t len)
+{
+    if (!len)
+        return 0;
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = 2 * (r->len + len) + 256;
+        char *t = realloc(r->text, cap);
+        if (!t)
+            return -1;
+        r->text = t;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, text, len);
+    r->len += len;
+    r->text[r->len] = 0;
+    if (r->on_text && r->on_text(r->ctx, text, len))
+        r->halted = 1;
+    return 0;
+}
+
+static int reply_token(void *ctx, int token)
+{
+    struct reply_ctx *r = ctx;
+    const char *text, *shown;
+    size_t len, shown_len;
+    if (push_id(&r->generated, token) || tok_stream_push(r->decoder, token, &text, &len)) {
+        r->failed = 1;
+        return 1;
+    }
+    int hit = chat_stop_push(r->stop, text, len, &shown, &shown_len);
+    if (hit < 0 || reply_text(r, shown, shown_len)) {
+        r->failed = 1;
+        return 1;
+    }
+    r->stop_string = hit;
+    return hit || r->halted;
+}
+
+static size_t common_prefix(const tok_ids *a, const tok_ids *b)
+{
+    size_t n = 0;
+    while (n < a->n && n < b->n && a->v[n] == b->v[n])
+        n++;
+    return n;
+}
+
+int chat_session_reply(struct chat_session *s, const char *user, size_t len, const struct gen_params *p,
+                       const char *const *stop_strings, int n_stop_strings, chat_text_fn on_text, void *ctx,
+                       struct chat_reply *reply, char *err, size_t errlen)
+{
+    memset(reply, 0, sizeof *reply);
+    if (p->max_tokens < 1 || p->max_tokens >= s->context) {
+        snprintf(err, errlen, "the reply length (%d tokens) must be at least 1 and below the context length (%d)",
+                 p->max_tokens, s->context);
+        return -1;
+    }
+    if (chat_session_add(s, CHAT_USER, user, len)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int n_msgs = s->n_turns + (s->system != NULL);
+    struct chat_message *msgs = malloc((size_t)n_msgs * sizeof *msgs);
+    struct reply_ctx r = {.s = s, .on_text = on_text, .ctx = ctx};
+    r.decoder = tok_stream_new(s->tok, TOK_SKIP_SPECIAL);
+    r.stop = chat_stop_new(stop_strings, n_stop_strings);
+    tok_ids ids = {0};
+    int rc = -1;
+    if (!msgs || !r.decoder || !r.stop) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    if (s->system)
+        msgs[0] = (struct chat_message){CHAT_SYSTEM, s->system, strlen(s->system)};
+    memcpy(msgs + (s->system != NULL), s->turns, (size_t)s->n_turns * sizeof *msgs);
+    if (chat_encode_fit(s->tok, msgs, n_msgs, s->context - p->max_tokens, &ids, &reply->n_dropped, err, errlen))
+        goto done;
+
+    /* Reuse the cached keys/values of the prefix this prompt shares with the last one. The repetition penalty
+     * must see the whole prompt, which gen_run only knows when it runs all of it. */
+    size_t reuse = p->repetition_penalty == 1.0f ? common_prefix(&s->cached, &ids) : 0;
+    if (reuse == ids.n)
+        reuse--; /* the last prompt token must run to give the first logits */
+    s->state->pos = (int)reuse;
+    struct gen_params q = *p;
+    q.stop_tokens = s->stops;
+    q.n_stop_tokens = s->n_stops;
+    int n = gen_run(s->m, s->state, ids.v + reuse, (int)(ids.n - reuse), &q, reply_token, &r, err, errlen);
+    s->cached.n = 0;
+    if (n < 0 || r.failed) {
+        s->state->pos = 0;
+        if (r.failed)
+            snprintf(err, errlen, "the model produced a token outside the tokenizer's vocabulary, or out of memory");
+        goto done;
+    }
+    const char *tail, *shown;
+    size_t tail_len, shown_len;
+    if (!r.stop_string && !tok_stream_finish(r.decoder, &tail, &tail_len)) {
+        int hit = chat_stop_push(r.stop, tail, tail_len, &shown, &shown_len);
+        r.stop_string = hit > 0;
+        if (hit < 0 || reply_text(&r, shown, shown_len))
+            goto oom;
+    }
+    if (!r.stop_string) {
+        chat_stop_finish(r.stop, &shown, &shown_len);
+        if (reply_text(&r, shown, shown_len))
+            goto oom;
+    }
+    /* What the cache now holds: the prompt, then the generated tokens that were fed back. */
+    if (append_ids(&s->cached, ids.v, ids.n) || append_ids(&s->cached, r.generated.v, (size_t)s->state->pos - ids.n))
+        goto oom;
+    if (!r.text && !(r.text = calloc(1, 1)))
+        goto oom;
+    if (chat_session_add(s, CHAT_ASSISTANT, r.text, r.len))
+        goto oom;
+    drop_turns(s, reply->n_dropped);
+    reply->text = r.text;
+    reply->len = r.len;
+    r.text = NULL;
+    reply->n_prompt = (int)ids.n;
+    reply->n_generated = n;
+    reply->stopped = r.stop_string || (n < p->max_tokens && !r.halted);
+    rc = 0;
+    goto done;
+oom:
+    snprintf(err, errlen, "out of memory");
+    s->cached.n = 0;
+    s->state->pos = 0;
+done:
+    if (rc) { /* the history as before the call */
+        free((char *)s->turns[s->n_turns - 1].text);
+        s->n_turns--;
+    }
+    free(msgs);
+    free(r.text);
+    tok_ids_free(&r.generated);
+    tok_ids_free(&ids);
+    chat_stop_free(r.stop);
+    tok_stream_free(r.decoder);
+    return rc;
+}

@@ -1,0 +1,138 @@
+/* Test driver for melodist/chat.h.
+ *   chat_tool encode TOKENIZER GEN ROLE TEXT [ROLE TEXT...]   BOS + template ids (GEN 1: + generation prompt)
+ *   chat_tool fit TOKENIZER MAX ROLE TEXT [ROLE TEXT...]      "dropped N" then the fitted ids, or exit 1
+ *   chat_tool stop                                            stop-string filter self-test
+ *   chat_tool mkmodel DIR VOCAB                               a tiny random InternLM2 model (f32)
+ * Roles: system, user, assistant. Ids are printed space-separated on one line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "melodist/chat.h"
+
+static int parse_messages(int argc, char **argv, struct chat_message *msgs)
+{
+    int n = 0;
+    for (int i = 0; i + 1 < argc; i += 2, n++) {
+        enum chat_role r = !strcmp(argv[i], "system") ? CHAT_SYSTEM : !strcmp(argv[i], "user") ? CHAT_USER : CHAT_ASSISTANT;
+        msgs[n] = (struct chat_message){r, argv[i + 1], strlen(argv[i + 1])};
+    }
+    return n;
+}
+
+static void print_ids(const tok_ids *ids)
+{
+    for (size_t i = 0; i < ids->n; i++)
+        printf(i ? " %d" : "%d", ids->v[i]);
+    printf("\n");
+}
+
+static int failures;
+
+static void expect(int cond, const char *what)
+{
+    if (!cond) {
+        fprintf(stderr, "FAIL: %s\n", what);
+        failures++;
+    }
+}
+
+/* Feeds text in the given chunks; checks the text shown and whether a stop string ended it. */
+static void stop_case(const char *const *stops, int n_stops, const char *const *chunks, const char *want,
+                      int want_hit)
+{
+    struct chat_stop *s = chat_stop_new(stops, n_stops);
+    char shown[256] = "";
+    int hit = 0;
+    const char *out;
+    size_t len;
+    for (int i = 0; chunks[i] && !hit; i++) {
+        hit = chat_stop_push(s, chunks[i], strlen(chunks[i]), &out, &len);
+        strncat(shown, out, len);
+    }
+    if (!hit) {
+        chat_stop_finish(s, &out, &len);
+        strncat(shown, out, len);
+    }
+    chat_stop_free(s);
+    char what[512];
+    snprintf(what, sizeof what, "stop strings: got '%s' hit %d, want '%s' hit %d", shown, hit, want, want_hit);
+    expect(!strcmp(shown, want) && hit == want_hit, what);
+}
+
+static int stop_tests(void)
+{
+    const char *ab[] = {"</abc>", "X:"};
+    stop_case(ab, 2, (const char *[]){"hello ", "wor", "ld", NULL}, "hello world", 0);
+    stop_case(ab, 2, (const char *[]){"tune: ", "X", ":1\nK:G", NULL}, "tune: ", 1);
+    stop_case(ab, 2, (const char *[]){"a</a", "b", "d> tail", NULL}, "a</abd> tail", 0);
+    stop_case(ab, 2, (const char *[]){"a</a", "bc", "> tail", NULL}, "a", 1);
+    stop_case(ab, 2, (const char *[]){"end </ab", NULL}, "end </ab", 0);
+    stop_case(ab, 2, (const char *[]){"<", "/abc>X:", NULL}, "", 1);
+    const char *zh[] = {"。结束"};
+    stop_case(zh, 1, (const char *[]){"好的", "。", "结", "束了", NULL}, "好的", 1);
+    stop_case(zh, 1, (const char *[]){"好的", "。", "结", "果", NULL}, "好的。结果", 0);
+    stop_case(NULL, 0, (const char *[]){"anything", NULL}, "anything", 0);
+    /* Held-back text is released as soon as it cannot start a stop string any more. */
+    struct chat_stop *s = chat_stop_new(ab, 2);
+    const char *out;
+    size_t len;
+    chat_stop_push(s, "ok </a", 6, &out, &len);
+    expect(len == 3 && !memcmp(out, "ok ", 3), "stop strings: '</a' held back");
+    chat_stop_push(s, "x", 1, &out, &len);
+    expect(len == 4 && !memcmp(out, "</ax", 4), "stop strings: '</ax' released");
+    chat_stop_free(s);
+    if (!failures)
+        printf("ok: stop strings\n");
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024];
+    if (argc == 2 && !strcmp(argv[1], "stop"))
+        return stop_tests();
+    if (argc == 4 && !strcmp(argv[1], "mkmodel")) {
+        struct model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                                 .hidden_dim = 64, .vocab_size = atoi(argv[3]), .max_position_embeddings = 256,
+                                 .rope_theta = 10000, .rms_norm_eps = 1e-5f, .bos_token_id = 1,
+                                 .eos_token_id = 2, .pad_token_id = 2};
+        struct model *m = model_new_random(&c, NN_F32, 7, 0.5f);
+        if (!m || model_save(m, argv[2], NN_F32, err, sizeof err)) {
+            fprintf(stderr, "mkmodel: %s\n", m ? err : "out of memory");
+            return 1;
+        }
+        model_free(m);
+        return 0;
+    }
+    if (argc < 4 || (strcmp(argv[1], "encode") && strcmp(argv[1], "fit"))) {
+        fprintf(stderr, "usage: see the comment at the top of chat_tool.c\n");
+        return 2;
+    }
+    mt_tokenizer *tok = tok_load(argv[2], err, sizeof err);
+    if (!tok) {
+        fprintf(stderr, "chat_tool: %s\n", err);
+        return 1;
+    }
+    struct chat_message msgs[64];
+    int n = parse_messages(argc > 132 ? 128 : argc - 4, argv + 4, msgs), rc = 1;
+    tok_ids ids = {0};
+    if (!strcmp(argv[1], "encode")) {
+        if (!chat_encode(tok, msgs, n, atoi(argv[3]), &ids, err, sizeof err)) {
+            print_ids(&ids);
+            rc = 0;
+        }
+    } else {
+        int dropped;
+        if (!chat_encode_fit(tok, msgs, n, atoi(argv[3]), &ids, &dropped, err, sizeof err)) {
+            printf("dropped %d\n", dropped);
+            print_ids(&ids);
+            rc = 0;
+        }
+    }
+    if (rc)
+        fprintf(stderr, "chat_tool: %s\n", err);
+    tok_ids_free(&ids);
+    tok_free(tok);
+    return rc;
+}
