@@ -83,6 +83,21 @@ static void put_tuplet(abc_buf *b, const abc_tuplet *t, bool compound)
 }
 
 /* Elements that end the flow of music onto their own line. */
+static bool hard_break(const abc_element *e);
+
+/* Nothing but spacing, line ends and bar lines before the flow ends: no line break is due after element i. */
+static bool last_music(const abc_tune *t, size_t i)
+{
+    for (size_t k = i + 1; k < t->n_body; k++) {
+        const abc_element *e = &t->body[k];
+        if (hard_break(e) || e->kind == ABC_EL_COMMENT)
+            return true;
+        if (e->kind != ABC_EL_SPACE && e->kind != ABC_EL_EOL)
+            return false;
+    }
+    return true;
+}
+
 static bool hard_break(const abc_element *e)
 {
     return (e->kind == ABC_EL_FIELD && !e->u.field.inline_) || e->kind == ABC_EL_DIRECTIVE ||
@@ -188,8 +203,30 @@ static bool is_compound(const char *meter_value)
     return abc_parse_meter(meter_value, &m, err, sizeof err) && abc_meter_is_compound(m);
 }
 
+/* lyrics_next[i]: the music at element i is followed (after the flow it belongs to) by a w: line. The lyrics
+ * of a w: line go with the music line above it, so that flow is split with '\' continuations. */
+static bool *lyrics_next(const abc_tune *t)
+{
+    bool *next = malloc(t->n_body ? t->n_body : 1);
+    if (!next)
+        return NULL;
+    bool w = false;
+    for (size_t i = t->n_body; i-- > 0;) {
+        const abc_element *e = &t->body[i];
+        if (hard_break(e))
+            w = e->kind == ABC_EL_FIELD && e->u.field.key == 'w';
+        next[i] = w;
+    }
+    return next;
+}
+
 static void put_body(printer *p, const abc_tune *t)
 {
+    bool *lyrics = lyrics_next(t);
+    if (!lyrics && t->n_body) {
+        p->b->oom = true;
+        return;
+    }
     for (size_t i = 0; i < t->n_body; i++) {
         const abc_element *e = &t->body[i];
         if (hard_break(e)) {
@@ -212,6 +249,8 @@ static void put_body(printer *p, const abc_tune *t)
         case ABC_EL_COMMENT: /* after music: stays at the end of its line */
             if (p->b->n > p->line_start)
                 abc_buf_putc(p->b, ' ');
+            if (lyrics[i] && !last_music(t, i))
+                abc_buf_puts(p->b, "\\ ");
             abc_buf_printf(p->b, "%%%s", e->u.text.text);
             newline(p);
             break;
@@ -219,13 +258,15 @@ static void put_body(printer *p, const abc_tune *t)
             if (e->kind == ABC_EL_FIELD && e->u.field.key == 'M')
                 p->compound = is_compound(e->u.field.value);
             put_music(p, e);
-            if (e->kind == ABC_EL_BAR && p->bars_on_line >= BARS_PER_LINE) {
-                /* keep an ending that follows with its bar line on the next line */
+            if (e->kind == ABC_EL_BAR && p->bars_on_line >= BARS_PER_LINE && !last_music(t, i)) {
+                if (lyrics[i])
+                    abc_buf_putc(p->b, '\\');
                 newline(p);
             }
         }
     }
     newline(p);
+    free(lyrics);
 }
 
 static int header_rank(char key)
