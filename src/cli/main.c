@@ -20,6 +20,8 @@ static const struct command commands[] = {
     {"chat", cmd_chat, "talk with an InternLM2-chat model (the Melodist composer persona by default)"},
     {"data", cmd_data, "build the pre-training corpus and SFT datasets from ABC collections"},
     {"train", cmd_train, "train an InternLM2-architecture model (from scratch or continued)"},
+    {"finetune", cmd_finetune, "LoRA / QLoRA supervised fine-tuning of an InternLM2 checkpoint"},
+    {"merge", cmd_merge, "merge a LoRA adapter into its base checkpoint"},
 };
 
 static void usage(FILE *out)

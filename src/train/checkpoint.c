@@ -107,7 +107,7 @@ int checkpoint_latest(const char *dir, char *path, size_t cap)
     return 0;
 }
 
-static void prune(const char *dir, int keep)
+void checkpoint_prune(const char *dir, int keep)
 {
     int64_t steps[4096];
     int n = list_checkpoints(dir, steps, 4096);
@@ -174,7 +174,7 @@ int checkpoint_save(const struct checkpoint *ck, char *saved, size_t saved_cap, 
         snprintf(err, errlen, "%s: %s", final, strerror(errno));
         goto out;
     }
-    prune(ck->dir, ck->keep);
+    checkpoint_prune(ck->dir, ck->keep);
     snprintf(saved, saved_cap, "%s", final);
     rc = 0;
 out:

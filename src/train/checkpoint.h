@@ -24,6 +24,8 @@ struct checkpoint {
 
 /* Writes dir/checkpoint-<step>; its path goes to saved. On failure the earlier checkpoints are intact. */
 int checkpoint_save(const struct checkpoint *ck, char *saved, size_t saved_cap, char *err, size_t errlen);
+/* Deletes all but the newest `keep` complete checkpoints in dir. */
+void checkpoint_prune(const char *dir, int keep);
 /* The newest complete checkpoint in dir (-1 if none). */
 int checkpoint_latest(const char *dir, char *path, size_t cap);
 int checkpoint_load(const char *path, struct train_model *tm, struct adamw *opt, struct checkpoint_state *s,

@@ -1,0 +1,156 @@
+/* melodist finetune --config FILE [--out DIR] [--resume]: LoRA / QLoRA supervised fine-tuning;
+ * melodist merge -m BASE --adapter DIR --out MERGED: the base with a PEFT adapter merged in. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "melodist/finetune.h"
+
+static volatile int stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void progress(void *ctx, const struct train_progress *p)
+{
+    (void)ctx;
+    fprintf(stderr, "step %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  grad %.3f  %.0f tok/s  ETA %.0fs", p->step,
+            p->steps, p->loss, p->lr, p->grad_norm, p->tokens_per_s, p->eta_s);
+    if (!isnan(p->valid_loss))
+        fprintf(stderr, "  valid %.4f", p->valid_loss);
+    if (p->saved)
+        fprintf(stderr, "  saved %s", p->saved);
+    fputc('\n', stderr);
+}
+
+static void message(void *ctx, const char *text)
+{
+    (void)ctx;
+    fprintf(stderr, "melodist finetune: %s\n", text);
+}
+
+static const char finetune_usage[] =
+    "usage: melodist finetune --config FILE [--out DIR] [--resume]\n"
+    "  --config FILE  fine-tuning config (JSON, xtuner-like fields; see configs/tiny-qlora.json, docs/finetune.md)\n"
+    "  --out DIR      run directory (default: the config's work_dir); the adapter lands in DIR/adapter/\n"
+    "  --resume       continue from the newest checkpoint in the run directory\n"
+    "Ctrl-C saves a checkpoint and stops. Data-parallel: mpirun -np N melodist finetune ...\n";
+
+int cmd_finetune(int argc, char **argv)
+{
+    struct train_options o = {.stop = &stop_requested, .progress = progress, .message = message};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            o.config_path = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            o.out_dir = argv[++i];
+        else if (!strcmp(argv[i], "--resume"))
+            o.resume = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(finetune_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "melodist finetune: unexpected argument '%s'\n%s", argv[i], finetune_usage);
+            return 2;
+        }
+    }
+    if (!o.config_path) {
+        fputs(finetune_usage, stderr);
+        return 2;
+    }
+    dist_init(&argc, &argv);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    char err[1024] = "";
+    enum train_result res = finetune_run(&o, err, sizeof err);
+    if (res == TRAIN_FAILED)
+        fprintf(stderr, "melodist finetune: %s\n", err);
+    else if (res == TRAIN_STOPPED && dist_rank() == 0)
+        fprintf(stderr, "melodist finetune: interrupted; the checkpoint above holds the state (--resume continues)\n");
+    dist_finalize();
+    return res == TRAIN_DONE ? 0 : res == TRAIN_STOPPED ? 130 : 1;
+}
+
+static const char merge_usage[] =
+    "usage: melodist merge -m BASE --adapter DIR --out MERGED [--dtype f32|bf16|f16]\n"
+    "  Writes BASE with the PEFT LoRA adapter in DIR merged (W + alpha/r B A) as an HF checkpoint (default f32),\n"
+    "  with BASE's tokenizer.model and generation_config.json beside it.\n";
+
+static void copy_beside(const char *from_dir, const char *to_dir, const char *name)
+{
+    char a[4200], b[4200], buf[65536];
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    FILE *in = fopen(a, "rb"), *out = in ? fopen(b, "wb") : NULL;
+    size_t n;
+    while (out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    if (out && fclose(out))
+        fprintf(stderr, "melodist merge: warning: could not write %s\n", b);
+    if (in)
+        fclose(in);
+}
+
+int cmd_merge(int argc, char **argv)
+{
+    const char *base = NULL, *adapter = NULL, *out = NULL, *dtype = "f32";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(merge_usage, stdout);
+            return 0;
+        } else if (v && !strcmp(a, "-m"))
+            base = v, i++;
+        else if (v && !strcmp(a, "--adapter"))
+            adapter = v, i++;
+        else if (v && !strcmp(a, "--out"))
+            out = v, i++;
+        else if (v && !strcmp(a, "--dtype"))
+            dtype = v, i++;
+        else {
+            fprintf(stderr, "melodist merge: unexpected argument '%s'\n%s", a, merge_usage);
+            return 2;
+        }
+    }
+    enum nn_dtype dt = !strcmp(dtype, "f32") ? NN_F32 : !strcmp(dtype, "bf16") ? NN_BF16 : NN_F16;
+    if (!base || !adapter || !out || (dt == NN_F16 && strcmp(dtype, "f16"))) {
+        fputs(merge_usage, stderr);
+        return 2;
+    }
+    char err[1024];
+    struct model *m = NULL;
+    struct lora *L = NULL;
+    void *owned = NULL;
+    int rc = 1;
+    if (model_load(base, &m, err, sizeof err) || !(L = lora_load(adapter, m, err, sizeof err)) ||
+        lora_merge(L, m, &owned, err, sizeof err))
+        goto done;
+    if (mkdir(out, 0755) && errno != EEXIST) {
+        snprintf(err, sizeof err, "%s: %s", out, strerror(errno));
+        goto done;
+    }
+    if (model_save(m, out, dt, err, sizeof err))
+        goto done;
+    copy_beside(base, out, "tokenizer.model");
+    copy_beside(base, out, "generation_config.json");
+    fprintf(stderr, "melodist merge: %s + %s (r %d, alpha %g) -> %s (%s)\n", base, adapter, L->cfg.r, L->cfg.alpha,
+            out, dtype);
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "melodist merge: %s\n", err);
+    lora_free(L);
+    model_free(m);
+    free(owned);
+    return rc;
+}
