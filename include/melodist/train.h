@@ -84,6 +84,8 @@ int train_model_save(const struct train_model *tm, const char *path, char *err, 
  * losses)/d(params) into grads and returns the summed loss (not scaled). */
 double train_forward_backward(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                               const int32_t *start, const int32_t *pos, float loss_scale);
+/* Forward only, leaving the logits [B*T, vocab] in tm->logits. */
+void train_forward_logits(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos);
 /* Forward only: the summed loss over scored targets. */
 double train_forward_loss(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                           const int32_t *start, const int32_t *pos);

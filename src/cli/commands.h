@@ -4,6 +4,8 @@
 #ifndef MELODIST_CLI_COMMANDS_H
 #define MELODIST_CLI_COMMANDS_H
 
+#include <stddef.h>
+
 int cmd_abc(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
@@ -11,9 +13,13 @@ int cmd_info(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+/* Merges the PEFT adapter in dir into m (src/cli/finetune.c); *owned is freed after the model. */
+struct model;
+int cli_merge_adapter(struct model *m, const char *dir, void **owned, char *err, size_t errlen);
 
 #endif

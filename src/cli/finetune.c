@@ -101,6 +101,14 @@ static void copy_beside(const char *from_dir, const char *to_dir, const char *na
         fclose(in);
 }
 
+int cli_merge_adapter(struct model *m, const char *dir, void **owned, char *err, size_t errlen)
+{
+    struct lora *L = lora_load(dir, m, err, errlen);
+    int rc = L ? lora_merge(L, m, owned, err, errlen) : -1;
+    lora_free(L);
+    return rc;
+}
+
 int cmd_merge(int argc, char **argv)
 {
     const char *base = NULL, *adapter = NULL, *out = NULL, *dtype = "f32";
@@ -129,11 +137,9 @@ int cmd_merge(int argc, char **argv)
     }
     char err[1024];
     struct model *m = NULL;
-    struct lora *L = NULL;
     void *owned = NULL;
     int rc = 1;
-    if (model_load(base, &m, err, sizeof err) || !(L = lora_load(adapter, m, err, sizeof err)) ||
-        lora_merge(L, m, &owned, err, sizeof err))
+    if (model_load(base, &m, err, sizeof err) || cli_merge_adapter(m, adapter, &owned, err, sizeof err))
         goto done;
     if (mkdir(out, 0755) && errno != EEXIST) {
         snprintf(err, sizeof err, "%s: %s", out, strerror(errno));
@@ -143,13 +149,11 @@ int cmd_merge(int argc, char **argv)
         goto done;
     copy_beside(base, out, "tokenizer.model");
     copy_beside(base, out, "generation_config.json");
-    fprintf(stderr, "melodist merge: %s + %s (r %d, alpha %g) -> %s (%s)\n", base, adapter, L->cfg.r, L->cfg.alpha,
-            out, dtype);
+    fprintf(stderr, "melodist merge: %s + %s -> %s (%s)\n", base, adapter, out, dtype);
     rc = 0;
 done:
     if (rc)
         fprintf(stderr, "melodist merge: %s\n", err);
-    lora_free(L);
     model_free(m);
     free(owned);
     return rc;

@@ -16,6 +16,7 @@ static void usage(FILE *out)
             "  -m MODEL_DIR            config.json + safetensors (+ tokenizer.model, or give --tokenizer)\n"
             "  -p TEXT                 the prompt (encoded with BOS first, as InternLM2's tokenizer does)\n"
             "  --tokenizer PATH        tokenizer.model to use instead of MODEL_DIR/tokenizer.model\n"
+            "  --adapter DIR           a PEFT LoRA adapter (melodist finetune's DIR/adapter), merged at load time\n"
             "  --max-tokens N          tokens to generate at most (256)\n"
             "  --temperature T         0 = greedy (0.8)\n"
             "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S   sampling (0, 0.8, 0, 1, 0)\n"
@@ -61,7 +62,7 @@ static int number(const char *arg, double lo, double hi, double *out)
 
 int cmd_generate(int argc, char **argv)
 {
-    const char *dir = NULL, *prompt = NULL, *tok_path = NULL;
+    const char *dir = NULL, *prompt = NULL, *tok_path = NULL, *adapter = NULL;
     struct gen_params p;
     gen_params_default(&p);
     int threads = 0;
@@ -83,6 +84,8 @@ int cmd_generate(int argc, char **argv)
             prompt = v;
         else if (!strcmp(a, "--tokenizer"))
             tok_path = v;
+        else if (!strcmp(a, "--adapter"))
+            adapter = v;
         else if (!strcmp(a, "--max-tokens") && !number(v, 0, 1e7, &x))
             p.max_tokens = (int)x;
         else if (!strcmp(a, "--temperature") && !number(v, 0, 100, &x))
@@ -122,8 +125,10 @@ int cmd_generate(int argc, char **argv)
         return 1;
     }
     struct model *m = NULL;
-    if (model_load(dir, &m, err, sizeof err)) {
+    void *merged = NULL;
+    if (model_load(dir, &m, err, sizeof err) || (adapter && cli_merge_adapter(m, adapter, &merged, err, sizeof err))) {
         fprintf(stderr, "melodist generate: cannot load the model: %s\n", err);
+        model_free(m);
         tok_free(tok);
         return 1;
     }
@@ -166,6 +171,7 @@ done:
     tok_stream_free(out.decoder);
     tok_ids_free(&ids);
     model_free(m);
+    free(merged);
     tok_free(tok);
     return rc;
 }

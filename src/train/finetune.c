@@ -372,6 +372,10 @@ static int setup(struct run *r)
         snprintf(msg, sizeof msg, "resuming from %s (step %" PRId64 ")", latest, r->step);
         say(r, msg);
     }
+    if (r->step == 0 && r->valid.n_rows) {
+        snprintf(msg, sizeof msg, "validation loss of the base model: %.4f", evaluate(r));
+        say(r, msg);
+    }
     if (!r->rank) {
         if (!o->resume)
             remove(r->log_path);

@@ -354,6 +354,11 @@ static void forward(struct train_model *tm, const int32_t *tokens, const int32_t
     linear_forward(tm, -1, TRAIN_OUTPUT, &m->output, tm->logits, tm->xnf);
 }
 
+void train_forward_logits(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos)
+{
+    forward(tm, tokens, start, pos);
+}
+
 double train_forward_loss(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                           const int32_t *start, const int32_t *pos)
 {
