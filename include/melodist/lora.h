@@ -48,8 +48,8 @@ const char *lora_target_name(enum train_linear kind);
 int lora_target_parse(const char *name);
 
 /* Adapters for base's shape (A from seed, B zero) and, with cfg->nf4, the NF4 copy of base's decoder
- * matrices (base may be freed afterwards only if nothing else reads it: its embeddings, norms and head are
- * still used by the frozen model). max_rows: the most tokens per forward. */
+ * matrices; those are not read again, and when base is mapped from a checkpoint their pages are released
+ * (the embeddings, norms and head stay in use by the frozen model). max_rows: the most tokens per forward. */
 struct lora *lora_new(const struct model *base, const struct lora_config *cfg, int max_rows, uint64_t seed,
                       char *err, size_t errlen);
 void lora_free(struct lora *L);

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "melodist/json.h"
 #include "melodist/lora.h"
@@ -308,6 +310,15 @@ static void init_adapters(struct lora *L, uint64_t seed)
     }
 }
 
+/* Drops the whole pages of a file mapping inside [p, p + n) from memory (they would be read back on access). */
+static void release_pages(const void *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static int quantize_base(struct lora *L, const struct model *base)
 {
     int n = L->n_layers * TRAIN_OUTPUT;
@@ -326,6 +337,8 @@ static int quantize_base(struct lora *L, const struct model *base)
         free(x);
         if (rc)
             return -1;
+        if (base->files.count) /* mapped from a checkpoint: the pages can go, the NF4 copy replaces them */
+            release_pages(w->data, nn_matrix_bytes(w));
     }
     return 0;
 }
