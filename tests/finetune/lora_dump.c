@@ -1,7 +1,8 @@
 /* LoRA training steps on small random models, dumped for tests/reference/lora_ref.py lora, which recomputes
  * the loss and every adapter gradient with autograd (W_eff = W + (alpha/r) B A, float64). Cases cover MHA and
- * GQA, all targets and a subset, and an NF4 base with double quantisation (the de-quantised base is what the
- * oracle gets, so the check is of the LoRA arithmetic over that base). */
+ * GQA, all targets and a subset, an NF4 base with double quantisation (the de-quantised base is what the
+ * oracle gets, so the check is of the LoRA arithmetic over that base), and dropout on the adapter inputs (the
+ * oracle recomputes the masks from the seed with its own implementation of the hash). */
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -13,6 +14,7 @@ struct shape {
     int dim, layers, heads, kv_heads, hidden, vocab, B, T;
     unsigned targets;
     int nf4;
+    float dropout;
 };
 
 /* The base as the oracle must see it: NF4 matrices replaced by their de-quantised values. */
@@ -46,7 +48,8 @@ static int dump_case(const char *dir, const struct shape *s)
                              .bos_token_id = 1, .eos_token_id = 2};
     char err[256], path[512];
     struct model *m = model_new_random(&c, NN_F32, 7, 0.2f);
-    struct lora_config lc = {.r = 4, .alpha = 8, .targets = s->targets, .nf4 = s->nf4, .double_quant = s->nf4};
+    struct lora_config lc = {.r = 4, .alpha = 8, .dropout = s->dropout, .targets = s->targets, .nf4 = s->nf4,
+                             .double_quant = s->nf4};
     int N = s->B * s->T;
     struct lora *L = m ? lora_new(m, &lc, N, 99, err, sizeof err) : NULL;
     struct train_model *tm = L ? train_model_new_frozen(m, &L->ops, s->B, s->T, err, sizeof err) : NULL;
@@ -69,6 +72,7 @@ static int dump_case(const char *dir, const struct shape *s)
         tgt[i] = i % s->T + 1 == s->T || trng_uniform() < 0.2f ? -1 : tok[i + 1];
         valid += tgt[i] >= 0;
     }
+    L->dropout_seed = 0x0123456789ABCDEFull;
     double loss = train_forward_backward(tm, tok, tgt, start, pos, 1.0f / (float)valid);
     float mean = (float)(loss / valid);
     snprintf(path, sizeof path, "%s/%s", dir, s->tag);
@@ -84,6 +88,8 @@ static int dump_case(const char *dir, const struct shape *s)
     TDUMP_I32(f, "start", start, s->B, s->T);
     TDUMP_F32(f, "loss", &mean, 1);
     TDUMP_F32(f, "lora_grads", L->grads, (int64_t)L->n_params);
+    int32_t seed[2] = {(int32_t)(L->dropout_seed & 0xFFFFFFFFu), (int32_t)(L->dropout_seed >> 32)};
+    TDUMP_I32(f, "dropout_seed", seed, 2);
     fclose(f);
     free(tok), free(tgt), free(start), free(pos);
     train_model_free(tm);
@@ -100,9 +106,11 @@ int main(int argc, char **argv)
     }
     unsigned some = 1u << TRAIN_WQKV | 1u << TRAIN_W2 | 1u << TRAIN_OUTPUT;
     static struct shape shapes[] = {
-        {"mha_all", 32, 2, 4, 4, 48, 37, 2, 12, LORA_ALL_TARGETS, 0},
-        {"gqa_some", 48, 2, 6, 2, 64, 29, 2, 16, 0, 0},
-        {"gqa_qlora", 64, 2, 4, 2, 128, 41, 1, 20, LORA_ALL_TARGETS, 1},
+        {"mha_all", 32, 2, 4, 4, 48, 37, 2, 12, LORA_ALL_TARGETS, 0, 0.0f},
+        {"gqa_some", 48, 2, 6, 2, 64, 29, 2, 16, 0, 0, 0.0f},
+        {"gqa_qlora", 64, 2, 4, 2, 128, 41, 1, 20, LORA_ALL_TARGETS, 1, 0.0f},
+        {"mha_dropout", 32, 2, 4, 4, 48, 37, 2, 12, LORA_ALL_TARGETS, 0, 0.25f},
+        {"gqa_qlora_dropout", 64, 2, 4, 2, 128, 41, 1, 20, LORA_ALL_TARGETS, 1, 0.1f},
     };
     shapes[1].targets = some;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)

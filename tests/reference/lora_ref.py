@@ -115,6 +115,22 @@ def cmd_nf4(path):
 MODULES = ["attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
 
 
+def mix(z):
+    """The 64-bit finaliser of the C side's dropout hash (splitmix64's), in wrapping uint64 arithmetic."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(seed, adapter, n, p):
+    """Element e of adapter i's input is kept when mix(seed ^ mix((i+1) * golden + e)) / 2^64 >= p."""
+    with np.errstate(over="ignore"):
+        e = np.arange(n, dtype=np.uint64)
+        inner = mix(np.uint64(adapter + 1) * np.uint64(0x9E3779B97F4A7C15) + e)
+        h = mix(np.uint64(seed) ^ inner)
+    return torch.from_numpy(((h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 >= p).astype(np.float64))
+
+
 def cmd_lora(path):
     for case in sorted(os.listdir(path)):
         d = os.path.join(path, case)
@@ -123,33 +139,38 @@ def cmd_lora(path):
         cfg = json.load(open(os.path.join(d, "config.json")))
         acfg = json.load(open(os.path.join(d, "adapter_config.json")))
         w = train_ref.read_safetensors(os.path.join(d, "model.safetensors"))
-        ad = {k: v.requires_grad_(True)
+        ad = {k.replace("base_model.model.", ""): v.requires_grad_(True)
               for k, v in train_ref.read_safetensors(os.path.join(d, "adapter_model.safetensors")).items()}
-        scaling = acfg["lora_alpha"] / acfg["r"]
-        # PEFT: y = x W^T + scaling * (x A^T) B^T, i.e. the weight W + scaling * B A (dropout off)
-        order = ["model.layers.%d.%s" % (l, m) for l in range(cfg["num_hidden_layers"]) for m in MODULES] + ["output"]
-        params = []
-        for mod in order:
-            a = "base_model.model.%s.lora_A.weight" % mod
-            if a not in ad:
-                continue
-            b = a.replace("lora_A", "lora_B")
-            w[mod + ".weight"] = w[mod + ".weight"] + scaling * (ad[b] @ ad[a])
-            params += [ad[a], ad[b]]
         g = train_ref.read_dump(os.path.join(d, "grads.bin"))
-        loss = train_ref.internlm2_loss(w, cfg, g["tokens"], g["targets"], g["start"])
+        scaling, p = acfg["lora_alpha"] / acfg["r"], acfg["lora_dropout"]
+        seed = int(g["dropout_seed"].numpy().astype(np.int64)[0]) & 0xFFFFFFFF | \
+            (int(g["dropout_seed"].numpy().astype(np.int64)[1]) & 0xFFFFFFFF) << 32
+        order = ["model.layers.%d.%s" % (l, m) for l in range(cfg["num_hidden_layers"]) for m in MODULES] + ["output"]
+
+        def linear(x, module):
+            """PEFT LoRA layer: base(x) + lora_B(lora_A(dropout(x))) * scaling, dropout by the C side's mask."""
+            y = x @ w[module + ".weight"].T
+            if module + ".lora_A.weight" not in ad:
+                return y
+            if p > 0:
+                mask = dropout_mask(seed, order.index(module), x.numel(), p).reshape(x.shape)
+                x = x * mask * (1.0 / (1.0 - p))
+            return y + (x @ ad[module + ".lora_A.weight"].T) @ ad[module + ".lora_B.weight"].T * scaling
+
+        loss = train_ref.internlm2_loss(w, cfg, g["tokens"], g["targets"], g["start"], linear)
         loss.backward()
         train_ref.check("%s loss" % case, g["loss"], loss)
-        flat = g["lora_grads"]
-        at, worst = 0, 0.0
-        for p_ in params:
-            n = p_.numel()
-            name = [k for k, v in ad.items() if v is p_][0].replace("base_model.model.", "")
-            worst = max(worst, train_ref.check("%s %s" % (case, name), flat[at:at + n], p_.grad))
-            at += n
+        flat, at, worst, n = g["lora_grads"], 0, 0.0, 0
+        for mod in order:  # the C side's flat order: adapters in layer order, A then B
+            for part in ("lora_A", "lora_B"):
+                t = ad.get("%s.%s.weight" % (mod, part))
+                if t is None:
+                    continue
+                worst = max(worst, train_ref.check("%s %s.%s" % (case, mod, part), flat[at:at + t.numel()], t.grad))
+                at, n = at + t.numel(), n + 1
         ok = at == flat.numel()
-        print("%s: %d adapter tensors (%s), worst gradient rel err %.3e%s" %
-              (case, len(params), ",".join(acfg["target_modules"]), worst, "" if ok else " SIZE MISMATCH"))
+        print("%s: %d adapter tensors (%s), dropout %g, worst gradient rel err %.3e%s" %
+              (case, n, ",".join(acfg["target_modules"]), p, worst, "" if ok else " SIZE MISMATCH"))
         if not ok:
             failures.append(case + " size")
 

@@ -158,9 +158,11 @@ def read_safetensors(path):
     return out
 
 
-def internlm2_loss(w, cfg, tokens, targets, start):
+def internlm2_loss(w, cfg, tokens, targets, start, linear=None):
     """Mean cross-entropy of InternLM2 (HF modeling_internlm2 semantics) over targets >= 0, with attention
-    restricted to each token's document (keys start[t]..t) and RoPE positions counted from the document start."""
+    restricted to each token's document (keys start[t]..t) and RoPE positions counted from the document start.
+    linear(x, module) computes each linear layer (default x @ w[module + ".weight"].T; LoRA oracles add to it)."""
+    linear = linear or (lambda x, module: x @ w[module + ".weight"].T)
     H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D = cfg["hidden_size"] // H
     eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
@@ -168,14 +170,13 @@ def internlm2_loss(w, cfg, tokens, targets, start):
     for l in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % l
         x = rmsnorm(h, w[p + "attention_norm.weight"], eps)
-        a = attention(x @ w[p + "attention.wqkv.weight"].T, start, H, KV, D, theta)
-        h = h + a @ w[p + "attention.wo.weight"].T
+        a = attention(linear(x, p + "attention.wqkv"), start, H, KV, D, theta)
+        h = h + linear(a, p + "attention.wo")
         x = rmsnorm(h, w[p + "ffn_norm.weight"], eps)
-        f = torch.nn.functional.silu(x @ w[p + "feed_forward.w1.weight"].T) * (x @ w[p + "feed_forward.w3.weight"].T)
-        h = h + f @ w[p + "feed_forward.w2.weight"].T
+        f = torch.nn.functional.silu(linear(x, p + "feed_forward.w1")) * linear(x, p + "feed_forward.w3")
+        h = h + linear(f, p + "feed_forward.w2")
     h = rmsnorm(h, w["model.norm.weight"], eps)
-    out = w["model.tok_embeddings.weight"] if cfg.get("tie_word_embeddings") else w["output.weight"]
-    logits = h @ out.T
+    logits = h @ w["model.tok_embeddings.weight"].T if cfg.get("tie_word_embeddings") else linear(h, "output")
     tgt = targets.clone()
     tgt[tgt < 0] = -100
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
