@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Reproduce the shipped model models/melodist-mini from ../shared/data with the project's own tools:
+#   1. melodist data build        (train split only; valid/test stay out)
+#   2. the SFT mix                (composition families in full or halves, analysis families 1 in 8: see MODEL_CARD.md)
+#   3. scripts/train-tokenizer.sh (BPE, 2048 pieces, on the pre-training text and the SFT texts)
+#   4. melodist train             (configs/melodist-mini.json: pre-training text and SFT chats mixed, one run)
+#   5. melodist quantize --type bf16 into models/melodist-mini (+ generation_config.json)
+# Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+melodist=${MELODIST:-./build/melodist}
+data_root=${MELODIST_DATA:-../shared/data}
+work=out/melodist-mini
+skip_train=0
+[[ "${1:-}" == "--skip-train" ]] && skip_train=1
+
+[[ -x "$melodist" ]] || { echo "train-melodist-mini: $melodist not built (run: make build)" >&2; exit 1; }
+[[ -d "$data_root" ]] || { echo "train-melodist-mini: no corpus at $data_root" >&2; exit 1; }
+mkdir -p "$work"
+
+"$melodist" data build --out "$work/data" "$data_root"/*/*.abc
+
+# The SFT mix: every k-th record of each task family (k = 1 for the small families, 2-3 for the large
+# composition families, 8 for the analysis families, whose answers the composer CLI computes with the engine).
+# Plain text of the same records for the tokenizer (the system prompt once).
+/usr/bin/python3 - "$work" <<'PY'
+import json, sys, collections
+work = sys.argv[1]
+every = {"self_cognition": 1, "lyrics": 1, "compose_form": 1, "compose_chords": 1,
+         "compose_mood": 2, "compose_motif": 2, "compose_style": 2, "continuation": 2,
+         "harmonise": 2, "melodise": 2, "compose_reference": 3}
+seen, systems = collections.Counter(), set()
+with open(f"{work}/data/sft.xtuner.jsonl", encoding="utf-8") as src, \
+     open(f"{work}/data/sft.mini.jsonl", "w", encoding="utf-8") as mix, \
+     open(f"{work}/data/sft.txt", "w", encoding="utf-8") as text:
+    for line in src:
+        record = json.loads(line)
+        seen[record["task"]] += 1
+        if seen[record["task"]] % every.get(record["task"], 8) == 0:
+            mix.write(line)
+        for turn in record["conversation"]:
+            if turn.get("system") and turn["system"] not in systems:
+                systems.add(turn["system"])
+                text.write(turn["system"].rstrip("\n") + "\n")
+            text.write(turn["input"].rstrip("\n") + "\n" + turn["output"].rstrip("\n") + "\n")
+PY
+
+scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/data/sft.txt" -o "$work/tokenizer" -v 2048
+
+if (( !skip_train )); then
+  "$melodist" train --config configs/melodist-mini.json
+fi
+
+last=$(ls -d "$work"/run/checkpoint-* | sort | tail -n 1)
+"$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
+cat > models/melodist-mini/generation_config.json <<'JSON'
+{
+  "bos_token_id": 1,
+  "eos_token_id": [2, 4],
+  "pad_token_id": 2,
+  "do_sample": true,
+  "temperature": 0.8,
+  "top_p": 0.95
+}
+JSON
+echo "train-melodist-mini: models/melodist-mini from $last" >&2
