@@ -18,8 +18,9 @@ void embedding_backward(float *dwte, const float *dout, const int32_t *tokens, i
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, int T, int C,
                       float eps);
 
-/* y = x W^T with x [T, IC], W [OC, IC]. dx += dy W (skipped when dx is NULL); dW += dy^T x.
- * Runs on nn_matmul (transposing operands into scratch, matmul_backward_scratch(T, IC, OC) floats). */
+/* y = x W^T with x [T, IC], W [OC, IC]. dx += dy W (skipped when dx is NULL); dW += dy^T x. Threaded,
+ * AVX2 when the CPU has it (MELODIST_NO_SIMD=1 forces the portable loops). The kernel works in place: the
+ * scratch (matmul_backward_scratch floats, now 0) remains in the signature for the callers that plan it. */
 size_t matmul_backward_scratch(int T, int IC, int OC);
 void matmul_backward(float *dx, float *dW, const float *dy, const float *x, const float *W, int T, int IC, int OC,
                      float *scratch);

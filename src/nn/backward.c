@@ -1,5 +1,6 @@
 /* Backward twins of the forward ops (see nn_backward.h for the conventions: gradients accumulate). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "melodist/nn.h"
@@ -36,67 +37,124 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
     }
 }
 
-size_t matmul_backward_scratch(int T, int IC, int OC)
-{
-    size_t prod = (size_t)(T > OC ? T : OC) * IC; /* dy W [T, IC] or dy^T x [OC, IC] */
-    return (size_t)T * IC + (size_t)T * OC + prod + (size_t)IC * OC;
-}
-
-struct transpose_job {
-    float *dst;
-    const float *src;
-    int rows, cols;
+/* Both backward products are C += A B with B row-major ([K, N], the contiguous side of C):
+ *   dx [T, IC]  += dy [T, OC]  W [OC, IC]      a(i, k) = dy[i*OC + k]
+ *   dW [OC, IC] += dy^T [OC, T] x [T, IC]      a(i, k) = dy[k*OC + i]
+ * so one register-blocked kernel serves both without transposing anything: MR rows x NR columns of C stay in
+ * registers while k runs over a KC-long panel of B (kept in cache across the row blocks of a thread). Each C
+ * element sums over k in ascending order whatever the threads, so results do not depend on the thread count. */
+struct gemm {
+    float *C;
+    const float *A, *B;
+    int M, N, K;
+    size_t a_row, a_col, ldb, ldc; /* a(i, k) = A[i*a_row + k*a_col] */
 };
 
-#define TRANSPOSE_TILE 32
+#define MR 6
+#define NR 16
+#define KC 256
+#define NC 512
 
-/* Work item = a band of TRANSPOSE_TILE source columns, copied tile by tile so both sides stay in cache. */
-static void transpose_bands(void *ctx, int begin, int end, int thread)
+/* C[i0.., j0..] (mr x nr) += A[i0.., k0..k1) B[k0..k1, j0..], the plain way (any CPU, and the edges). */
+static void gemm_tile_generic(const struct gemm *g, int i0, int mr, int j0, int nr, int k0, int k1)
 {
-    struct transpose_job *j = ctx;
+    for (int r = 0; r < mr; r++)
+        for (int j = j0; j < j0 + nr; j++) {
+            float sum = g->C[(size_t)(i0 + r) * g->ldc + j];
+            for (int k = k0; k < k1; k++)
+                sum += g->A[(size_t)(i0 + r) * g->a_row + (size_t)k * g->a_col] * g->B[(size_t)k * g->ldb + j];
+            g->C[(size_t)(i0 + r) * g->ldc + j] = sum;
+        }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_AVX2_GEMM 1
+
+/* The same for an MR x NR tile: 12 accumulators held in registers (written out: -O2 would not unroll a
+ * row loop and would keep them in memory), two B vectors and one broadcast per row per k. */
+__attribute__((target("avx2,fma"))) static void gemm_tile_avx2(const struct gemm *g, int i0, int j0, int k0, int k1)
+{
+    float *c = g->C + (size_t)i0 * g->ldc + j0;
+    size_t ldc = g->ldc, ar = g->a_row;
+#define LOAD(r) __m256 c##r##0 = _mm256_loadu_ps(c + r * ldc), c##r##1 = _mm256_loadu_ps(c + r * ldc + 8)
+    LOAD(0); LOAD(1); LOAD(2); LOAD(3); LOAD(4); LOAD(5);
+#undef LOAD
+    for (int k = k0; k < k1; k++) {
+        const float *b = g->B + (size_t)k * g->ldb + j0, *a = g->A + (size_t)i0 * ar + (size_t)k * g->a_col;
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+#define ROW(r)                                                                                              \
+    x = _mm256_broadcast_ss(a + r * ar), c##r##0 = _mm256_fmadd_ps(x, b0, c##r##0),                        \
+    c##r##1 = _mm256_fmadd_ps(x, b1, c##r##1)
+        ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
+#undef ROW
+    }
+#define STORE(r) _mm256_storeu_ps(c + r * ldc, c##r##0), _mm256_storeu_ps(c + r * ldc + 8, c##r##1)
+    STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5);
+#undef STORE
+}
+#else
+#define HAVE_AVX2_GEMM 0
+#endif
+
+struct gemm_job {
+    const struct gemm *g;
+    int simd;
+};
+
+/* Row blocks [begin, end) of C, panel by panel. */
+static void gemm_blocks(void *ctx, int begin, int end, int thread)
+{
+    const struct gemm_job *job = ctx;
+    const struct gemm *g = job->g;
     (void)thread;
-    for (int band = begin; band < end; band++) {
-        int c0 = band * TRANSPOSE_TILE, c1 = c0 + TRANSPOSE_TILE < j->cols ? c0 + TRANSPOSE_TILE : j->cols;
-        for (int r0 = 0; r0 < j->rows; r0 += TRANSPOSE_TILE) {
-            int r1 = r0 + TRANSPOSE_TILE < j->rows ? r0 + TRANSPOSE_TILE : j->rows;
-            for (int c = c0; c < c1; c++)
-                for (int r = r0; r < r1; r++)
-                    j->dst[(size_t)c * j->rows + r] = j->src[(size_t)r * j->cols + c];
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int k1 = k0 + KC < g->K ? k0 + KC : g->K;
+        for (int n0 = 0; n0 < g->N; n0 += NC) {
+            int n1 = n0 + NC < g->N ? n0 + NC : g->N;
+            for (int blk = begin; blk < end; blk++) {
+                int i0 = blk * MR, mr = g->M - i0 < MR ? g->M - i0 : MR;
+                for (int j0 = n0; j0 < n1; j0 += NR) {
+                    int nr = n1 - j0 < NR ? n1 - j0 : NR;
+#if HAVE_AVX2_GEMM
+                    if (job->simd && mr == MR && nr == NR) {
+                        gemm_tile_avx2(g, i0, j0, k0, k1);
+                        continue;
+                    }
+#endif
+                    gemm_tile_generic(g, i0, mr, j0, nr, k0, k1);
+                }
+            }
         }
     }
 }
 
-/* dst [cols, rows] = src [rows, cols] transposed. */
-static void transpose(float *dst, const float *src, int rows, int cols)
+static void gemm_run(const struct gemm *g)
 {
-    struct transpose_job job = {dst, src, rows, cols};
-    nn_parallel_for((cols + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, transpose_bands, &job);
+    const char *off = getenv("MELODIST_NO_SIMD");
+    struct gemm_job job = {g, HAVE_AVX2_GEMM && !(off && *off && strcmp(off, "0"))};
+#if HAVE_AVX2_GEMM
+    job.simd = job.simd && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    nn_parallel_for((g->M + MR - 1) / MR, gemm_blocks, &job);
 }
 
-static void add_into(float *dst, const float *src, size_t n)
+size_t matmul_backward_scratch(int T, int IC, int OC)
 {
-    for (size_t i = 0; i < n; i++)
-        dst[i] += src[i];
+    (void)T, (void)IC, (void)OC;
+    return 0;
 }
 
-/* dx = dy W is nn_matmul with the weight W^T [IC, OC]; dW = dy^T x is nn_matmul of the rows of dy^T
- * against the weight x^T [IC, T]. */
 void matmul_backward(float *dx, float *dW, const float *dy, const float *x, const float *W, int T, int IC, int OC,
                      float *scratch)
 {
-    float *xt = scratch, *dyt = xt + (size_t)T * IC, *prod = dyt + (size_t)T * OC;
-    float *wt = prod + (size_t)(T > OC ? T : OC) * IC;
+    (void)scratch;
     if (dx) {
-        transpose(wt, W, OC, IC);
-        struct nn_matrix m = {NN_F32, IC, OC, wt, NULL};
-        nn_matmul(prod, &m, dy, T);
-        add_into(dx, prod, (size_t)T * IC);
+        struct gemm g = {dx, dy, W, T, IC, OC, (size_t)OC, 1, (size_t)IC, (size_t)IC};
+        gemm_run(&g);
     }
-    transpose(xt, x, T, IC);
-    transpose(dyt, dy, T, OC);
-    struct nn_matrix m = {NN_F32, IC, T, xt, NULL};
-    nn_matmul(prod, &m, dyt, OC);
-    add_into(dW, prod, (size_t)OC * IC);
+    struct gemm g = {dW, dy, x, OC, IC, T, 1, (size_t)OC, (size_t)IC, (size_t)IC};
+    gemm_run(&g);
 }
 
 void swiglu_backward(float *da, float *db, const float *dh, const float *a, const float *b, size_t N)
