@@ -177,7 +177,41 @@ static inline size_t q_off(int h, int G, int D) { return ((size_t)(h / G) * (G +
 static inline size_t k_off(int g, int G, int D) { return ((size_t)g * (G + 2) + G) * D; }
 static inline size_t v_off(int g, int G, int D) { return ((size_t)g * (G + 2) + G + 1) * D; }
 
+/* y += a x: the inner loop of the attention kernels, vectorised where the CPU allows. */
+typedef void axpy_fn(float *y, float a, const float *x, int n);
+
+static void axpy_generic(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+#if HAVE_AVX2_GEMM
+__attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float a, const float *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+#endif
+
+static axpy_fn *pick_axpy(void)
+{
+    const char *off = getenv("MELODIST_NO_SIMD");
+    if (off && *off && strcmp(off, "0"))
+        return axpy_generic;
+#if HAVE_AVX2_GEMM
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return axpy_avx2;
+#endif
+    return axpy_generic;
+}
+
 struct attention_job {
+    axpy_fn *axpy;
     float *out, *lse, *dqkv;
     const float *qkv, *dout, *out_c, *lse_c;
     const int32_t *start;
@@ -213,8 +247,7 @@ static void attention_forward_items(void *ctx, int begin, int end, int thread)
                 float p = expf(sc - mx);
                 const float *v = base + s * row + v_off(g, G, D);
                 sum += p;
-                for (int i = 0; i < D; i++)
-                    o[i] += p * v[i];
+                j->axpy(o, p, v, D);
             }
             for (int i = 0; i < D; i++)
                 o[i] /= sum;
@@ -226,7 +259,8 @@ static void attention_forward_items(void *ctx, int begin, int end, int thread)
 void attention_forward_train(float *out, float *lse, const float *qkv, const int32_t *start, int B, int T, int H,
                              int KV, int D)
 {
-    struct attention_job job = {.out = out, .lse = lse, .qkv = qkv, .start = start, .T = T, .H = H, .KV = KV, .D = D};
+    struct attention_job job = {.axpy = pick_axpy(), .out = out, .lse = lse, .qkv = qkv, .start = start,
+                                .T = T, .H = H, .KV = KV, .D = D};
     nn_parallel_for(B * H, attention_forward_items, &job);
 }
 
@@ -259,11 +293,9 @@ static void attention_backward_items(void *ctx, int begin, int end, int thread)
                     float *dv = dbase + s * row + v_off(g, G, D);
                     float p = expf(nn_dot(q, k, D) * scale - l);
                     float ds = p * (nn_dot(dout, v, D) - delta) * scale;
-                    for (int i = 0; i < D; i++) {
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                        dv[i] += p * dout[i];
-                    }
+                    j->axpy(dq, ds, k, D);
+                    j->axpy(dk, ds, q, D);
+                    j->axpy(dv, p, dout, D);
                 }
             }
         }
@@ -273,8 +305,8 @@ static void attention_backward_items(void *ctx, int begin, int end, int thread)
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
                         const int32_t *start, int B, int T, int H, int KV, int D)
 {
-    struct attention_job job = {.dqkv = dqkv, .qkv = qkv, .dout = dout, .out_c = out, .lse_c = lse, .start = start,
-                                .T = T, .H = H, .KV = KV, .D = D};
+    struct attention_job job = {.axpy = pick_axpy(), .dqkv = dqkv, .qkv = qkv, .dout = dout, .out_c = out,
+                                .lse_c = lse, .start = start, .T = T, .H = H, .KV = KV, .D = D};
     nn_parallel_for(B * KV, attention_backward_items, &job);
 }
 

@@ -95,7 +95,8 @@ static int model_section(struct reader *r, const struct json *m, struct model_co
         int32(r, m, "model", "intermediate_size", 0, 1, 1 << 20, &hidden) ||
         int32(r, m, "model", "vocab_size", 0, 0, 1 << 24, &vocab) ||
         int32(r, m, "model", "max_position_embeddings", 2048, 1, 1 << 24, &maxpos) ||
-        num(r, m, "model", "rope_theta", 10000, 1, 1e12, &theta) || num(r, m, "model", "rms_norm_eps", 1e-5, 1e-12, 1, &eps))
+        num(r, m, "model", "rope_theta", 10000, 1, 1e12, &theta) ||
+        num(r, m, "model", "rms_norm_eps", 1e-5, 1e-12, 1, &eps))
         return -1;
     if (!dim || !layers || !heads || !hidden) {
         snprintf(r->err, r->errlen, "%s: \"model\" needs hidden_size, num_hidden_layers, num_attention_heads and "
@@ -164,16 +165,19 @@ int train_config_parse(const char *text, size_t len, const char *path, struct tr
         int32(&r, train, "train", "batch_size", 8, 1, 1 << 20, &c->batch_size) ||
         int32(&r, train, "train", "micro_batch", c->batch_size, 1, c->batch_size, &c->micro_batch) ||
         integer(&r, train, "train", "steps", 0, 1, 1e12, &c->steps) ||
-        num(&r, train, "train", "lr", 1e-3, 0, 3e38, &lr) || num(&r, train, "train", "min_lr", lr / 10, 0, lr, &min_lr) ||
+        num(&r, train, "train", "lr", 1e-3, 0, 3e38, &lr) ||
+        num(&r, train, "train", "min_lr", lr / 10, 0, lr, &min_lr) ||
         integer(&r, train, "train", "warmup_steps", 0, 0, 1e12, &warmup) ||
-        num(&r, train, "train", "weight_decay", 0.1, 0, 10, &wd) || num(&r, train, "train", "beta1", 0.9, 0, 0.999999, &b1) ||
+        num(&r, train, "train", "weight_decay", 0.1, 0, 10, &wd) ||
+        num(&r, train, "train", "beta1", 0.9, 0, 0.999999, &b1) ||
         num(&r, train, "train", "beta2", 0.95, 0, 0.9999999, &b2) || num(&r, train, "train", "eps", 1e-8, 0, 1, &eps) ||
         num(&r, train, "train", "grad_clip", 1.0, 0, 1e6, &clip) ||
         integer(&r, train, "train", "seed", 1234, 0, 9007199254740992.0, &seed) ||
         int32(&r, eval, "eval", "every", 100, 0, 1e9, &c->eval_every) ||
         int32(&r, eval, "eval", "batches", 4, 1, 1e6, &c->eval_batches) ||
         int32(&r, ckpt, "checkpoint", "every", 500, 1, 1e9, &c->save_every) ||
-        int32(&r, ckpt, "checkpoint", "keep", 3, 1, 1e6, &c->keep) || num(&r, root, "threads", "threads", 0, 0, 4096, &threads))
+        int32(&r, ckpt, "checkpoint", "keep", 3, 1, 1e6, &c->keep) ||
+        num(&r, root, "threads", "threads", 0, 0, 4096, &threads))
         goto out;
     if (!c->steps) {
         snprintf(err, errlen, "%s: \"train\".\"steps\" is required", path);

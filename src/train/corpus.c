@@ -407,7 +407,8 @@ static int add_source(struct builder *b, const char *path, int named)
         return shard_file(b, path);
     if (named && has_suffix(path, ".txt"))
         return txt_file(b, path);
-    snprintf(b->err, b->errlen, "data source %s: unknown kind (expected a directory, .abc, .txt, .jsonl or .shard)", path);
+    snprintf(b->err, b->errlen, "data source %s: unknown kind (expected a directory, .abc, .txt, .jsonl or .shard)",
+             path);
     return -1;
 }
 
