@@ -1,10 +1,11 @@
 /* Prefill and decode speed of the InternLM2 engine on random-weight models, and the decode roofline:
  * the weight bytes read per decoded token divided by the measured memory copy bandwidth gives the fastest
  * possible token time; achieved fraction = that bound / measured time per token.
- * usage: bench_decode SHAPE FORMAT [PROMPT_TOKENS] [DECODE_TOKENS]
+ * usage: bench_decode SHAPE FORMAT [PROMPT_TOKENS] [DECODE_TOKENS] [SAVE_DIR]
  *   SHAPE: 1.8b (InternLM2-chat-1.8B: 2048 hidden, 24 layers, 16/8 heads, 8192 ffn, 92544 vocab)
  *          small (~9M params: 256 hidden, 6 layers, 8/4 heads, 768 ffn, 8192 vocab)
- *   FORMAT: f32 f16 bf16 q8 q4 */
+ *   FORMAT: f32 f16 bf16 q8 q4
+ *   SAVE_DIR: also write the model there (config.json + model.safetensors), e.g. for bench/to_gguf.py */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ static int argmax(const float *x, int n)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_decode 1.8b|small f32|f16|bf16|q8|q4 [PROMPT_TOKENS] [DECODE_TOKENS]\n");
+        fprintf(stderr, "usage: bench_decode 1.8b|small f32|f16|bf16|q8|q4 [PROMPT_TOKENS] [DECODE_TOKENS] [SAVE_DIR]\n");
         return 2;
     }
     struct model_config big = {.dim = 2048, .n_layers = 24, .n_heads = 16, .n_kv_heads = 8, .head_dim = 128,
@@ -107,11 +108,15 @@ int main(int argc, char **argv)
         return 1;
     }
     double t_init = now() - t0;
+    char err[256];
+    if (argc > 5 && model_save(m, argv[5], types[t], err, sizeof err)) {
+        fprintf(stderr, "bench_decode: %s\n", err);
+        return 1;
+    }
     struct model_state *s = model_state_new(m, n_prompt + n_decode + 1, 512);
     int *prompt = malloc((size_t)n_prompt * sizeof *prompt);
     for (int i = 0; i < n_prompt; i++)
-        prompt[i] = (int)((i * 2654435761u) % (unsigned)c->vocab_size);
-    char err[256];
+        prompt[i] = (int)((i * 2654435761u) % (unsigned)c->vocab_size); /* the ids bench/llama_cpp.mjs uses */
     t0 = now();
     double c0 = cpu();
     const float *logits = model_forward(m, s, prompt, n_prompt, NULL, err, sizeof err);

@@ -12,10 +12,11 @@
 #include "melodist/nn.h"
 
 /* Activations quantised to q8 blocks: q [n][cols], scales [n][cols / NN_QBLOCK] (the f16 scales of
- * nn_quantize_row_q8, widened once to f32). */
+ * nn_quantize_row_q8, widened once to f32), offsets = scale * 8 * (sum of the block's q): q4 kernels may
+ * multiply by the unsigned nibbles and subtract the 8 afterwards. */
 struct qact {
     int8_t *q;
-    float *scales;
+    float *scales, *offsets;
     size_t cols;
 };
 
@@ -222,54 +223,85 @@ SIMD static void dequant_avx2(const struct nn_matrix *w, int row, float *out)
 /* Block products are integer: maddubs needs an unsigned operand, so the weights' signs move onto the
  * activations (|w| * sign(w)x); |w| <= 127 keeps the 16-bit pair sums exact. */
 /* Weight block b of a q8/q4 row as 32 signed bytes. */
-SIMD static __m256i weight_block(const struct nn_matrix *w, size_t base, size_t b)
+/* Integer block products with maddubs, which takes one unsigned and one signed operand:
+ *   q8: |w| times the activations carrying w's signs (|w| <= 127 keeps the 16-bit pair sums exact);
+ *   q4: the nibbles 0..15 as they are (pair sums <= 2*15*128), the "- 8" applied later through the offsets. */
+struct wblock {
+    __m256i u, sign;
+};
+
+static inline __attribute__((always_inline)) SIMD struct wblock weight_block(const struct nn_matrix *w, size_t base,
+                                                                           size_t b, int q4)
 {
-    if (w->dtype == NN_Q8)
-        return _mm256_loadu_si256((const __m256i *)((const int8_t *)w->data + base + b * NN_QBLOCK));
+    struct wblock wb;
+    if (!q4) {
+        wb.sign = _mm256_loadu_si256((const __m256i *)((const int8_t *)w->data + base + b * NN_QBLOCK));
+        wb.u = _mm256_sign_epi8(wb.sign, wb.sign);
+        return wb;
+    }
     __m128i bytes = _mm_loadu_si128((const __m128i *)((const uint8_t *)w->data + (base + b * NN_QBLOCK) / 2));
     const __m128i mask = _mm_set1_epi8(0xF);
-    __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
-    return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
+    wb.u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
+    wb.sign = wb.u;
+    return wb;
 }
 
-/* Integer dot of a weight block (|w| and w) with an activation block, as 8 floats. */
-SIMD static __m256 block_dot(__m256i wabs, __m256i wq, const int8_t *x)
+static inline __attribute__((always_inline)) SIMD __m256 block_dot(struct wblock wb, const int8_t *x, int q4)
 {
-    __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x), wq));
+    __m256i xv = _mm256_loadu_si256((const __m256i *)x);
+    __m256i p16 = _mm256_maddubs_epi16(wb.u, q4 ? xv : _mm256_sign_epi8(xv, wb.sign));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
 }
 
-/* Each weight block is loaded/unpacked once and meets 1 or QDOT_MAX (= 4) token blocks. */
-SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+/* Each weight block is loaded/unpacked once and meets 1 or QDOT_MAX (= 4) token blocks. Instantiated once
+ * for q8 and once for q4 (q4 is a constant after inlining). */
+static inline __attribute__((always_inline)) SIMD void qdot_avx2_format(const struct nn_matrix *w, int row,
+                                                                      const struct qact *a, int t0, int nt,
+                                                                      float *out, int q4)
 {
     size_t n = (size_t)w->cols, base = (size_t)row * n, blocks = n / NN_QBLOCK, ss = a->cols / NN_QBLOCK;
     const uint16_t *sw = w->scales + base / NN_QBLOCK;
     const int8_t *x = a->q + (size_t)t0 * a->cols;
-    const float *sx = a->scales + (size_t)t0 * ss;
+    const float *sx = a->scales + (size_t)t0 * ss, *ox = a->offsets + (size_t)t0 * ss;
     if (nt != QDOT_MAX) {
         for (int t = 0; t < nt; t++) {
             __m256 acc = _mm256_setzero_ps();
+            float offset = 0;
             for (size_t b = 0; b < blocks; b++) {
-                __m256i wq = weight_block(w, base, b);
-                __m256 s = block_dot(_mm256_sign_epi8(wq, wq), wq, x + t * a->cols + b * NN_QBLOCK);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(sw[b]) * sx[t * ss + b]), s, acc);
+                float dw = _cvtsh_ss(sw[b]);
+                __m256 s = block_dot(weight_block(w, base, b, q4), x + t * a->cols + b * NN_QBLOCK, q4);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[t * ss + b]), s, acc);
+                if (q4)
+                    offset += dw * ox[t * ss + b];
             }
-            out[t] = hsum(acc);
+            out[t] = hsum(acc) - offset;
         }
         return;
     }
     const size_t c = a->cols;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    float o0 = 0, o1 = 0, o2 = 0, o3 = 0;
     for (size_t b = 0; b < blocks; b++) {
-        __m256i wq = weight_block(w, base, b), wabs = _mm256_sign_epi8(wq, wq);
+        struct wblock wb = weight_block(w, base, b, q4);
         const int8_t *xb = x + b * NN_QBLOCK;
         float dw = _cvtsh_ss(sw[b]);
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[b]), block_dot(wabs, wq, xb), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[ss + b]), block_dot(wabs, wq, xb + c), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[2 * ss + b]), block_dot(wabs, wq, xb + 2 * c), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[3 * ss + b]), block_dot(wabs, wq, xb + 3 * c), acc3);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[b]), block_dot(wb, xb, q4), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[ss + b]), block_dot(wb, xb + c, q4), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[2 * ss + b]), block_dot(wb, xb + 2 * c, q4), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * sx[3 * ss + b]), block_dot(wb, xb + 3 * c, q4), acc3);
+        if (q4) {
+            o0 += dw * ox[b], o1 += dw * ox[ss + b], o2 += dw * ox[2 * ss + b], o3 += dw * ox[3 * ss + b];
+        }
     }
-    out[0] = hsum(acc0), out[1] = hsum(acc1), out[2] = hsum(acc2), out[3] = hsum(acc3);
+    out[0] = hsum(acc0) - o0, out[1] = hsum(acc1) - o1, out[2] = hsum(acc2) - o2, out[3] = hsum(acc3) - o3;
+}
+
+SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+{
+    if (w->dtype == NN_Q4)
+        qdot_avx2_format(w, row, a, t0, nt, out, 1);
+    else
+        qdot_avx2_format(w, row, a, t0, nt, out, 0);
 }
 
 static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, row_dot_avx2, dequant_avx2, qdot_avx2};
@@ -319,27 +351,34 @@ static int quantised(const struct nn_matrix *w)
     return w->dtype == NN_Q8 || w->dtype == NN_Q4;
 }
 
-static void quantise_row(const float *x, size_t cols, int8_t *q, float *scales)
+static void quantise_row(const float *x, size_t cols, int8_t *q, float *scales, float *offsets)
 {
     uint16_t half[NN_MAX_COLS / NN_QBLOCK];
     nn_quantize_row_q8(x, (int)cols, q, half);
-    for (size_t b = 0; b < cols / NN_QBLOCK; b++)
+    for (size_t b = 0; b < cols / NN_QBLOCK; b++) {
+        int sum = 0;
+        for (int i = 0; i < NN_QBLOCK; i++)
+            sum += q[b * NN_QBLOCK + i];
         scales[b] = nn_f16_to_f32(half[b]);
+        offsets[b] = scales[b] * (float)(8 * sum);
+    }
 }
 
 /* Quantises n activation rows of w->cols values into a (malloc'd); returns -1 when out of memory. */
 static int quantise_activations(const struct nn_matrix *w, const float *x, int n, struct qact *a)
 {
-    size_t cols = (size_t)w->cols;
+    size_t cols = (size_t)w->cols, blocks = (size_t)n * cols / NN_QBLOCK;
     a->cols = cols;
     a->q = malloc((size_t)n * cols);
-    a->scales = malloc((size_t)n * cols / NN_QBLOCK * sizeof *a->scales);
+    a->scales = malloc(2 * blocks * sizeof *a->scales);
     if (!a->q || !a->scales) {
         free(a->q), free(a->scales);
         return -1;
     }
+    a->offsets = a->scales + blocks;
     for (int i = 0; i < n; i++)
-        quantise_row(x + i * cols, cols, a->q + i * cols, a->scales + i * cols / NN_QBLOCK);
+        quantise_row(x + i * cols, cols, a->q + i * cols, a->scales + i * cols / NN_QBLOCK,
+                     a->offsets + i * cols / NN_QBLOCK);
     return 0;
 }
 
@@ -419,13 +458,13 @@ static void quantised_tiles(void *ctx, int begin, int end, int thread)
 void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
 {
     select_kernels();
-    struct matmul_job job = {y, w, x, {NULL, NULL, 0}, n, NULL};
+    struct matmul_job job = {y, w, x, {NULL, NULL, NULL, 0}, n, NULL};
     int8_t q[NN_MAX_COLS];
-    float scales[NN_MAX_COLS / NN_QBLOCK];
+    float scales[NN_MAX_COLS / NN_QBLOCK], offsets[NN_MAX_COLS / NN_QBLOCK];
     int ok = 1;
     if (quantised(w) && n == 1) {
-        quantise_row(x, (size_t)w->cols, q, scales);
-        job.a = (struct qact){q, scales, (size_t)w->cols};
+        quantise_row(x, (size_t)w->cols, q, scales, offsets);
+        job.a = (struct qact){q, scales, offsets, (size_t)w->cols};
     } else if (quantised(w)) {
         ok = !quantise_activations(w, x, n, &job.a);
     } else if (n > 1) {
