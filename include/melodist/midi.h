@@ -3,7 +3,9 @@
  * A tune becomes (midi_from_model):
  *   track 0        conductor: title, tempo from Q: (default 120 quarter notes per minute, as abc2midi),
  *                  time signature from M:, key signature from K:, as they stand when the music starts
- *                  (the header, then Q: M: K: lines before the first note); later changes are not written
+ *                  (the header, then Q: M: K: lines before the first note); later Q: fields (any voice)
+ *                  and M: K: fields (first voice) at the played time of the note after them, again at
+ *                  every repeat
  *   track 1..n     one per voice (name= or the voice id; the title for a single voice), channel 0, 1, ...
  *                  skipping the drum channel 9; program from `%%MIDI program [CHANNEL] N` in the tune header
  *                  or in that voice's music, else options.program. The expanded (played) events: repeats,

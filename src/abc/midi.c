@@ -82,35 +82,136 @@ static void voice_programs(const abc_tune *t, const abc_model *m, int fallback, 
 
 /* ------------------------------------------------------------ conductor track */
 
-/* The tempo, meter and key in force when the music starts: the header's, overridden by Q: M: K: fields
- * written in the body before the first note (as abc2midi reads them, e.g. a Q: line after K:). */
-struct start_settings {
+struct settings {
     abc_tempo tempo;
     abc_meter meter;
     abc_key key;
 };
 
-static struct start_settings start_settings(const abc_tune *t, const abc_model *m)
+/* Reads a Q:, M: or K: field into s; returns its key, or 0 when it is another field or does not parse. */
+static char read_setting(struct settings *s, const abc_model *m, const abc_field_ref *f)
 {
-    struct start_settings s = {m->tempo, m->meter, m->key};
     char err[128];
-    for (size_t i = 0; i < t->n_body; i++) {
-        const abc_element *e = &t->body[i];
-        if (e->kind == ABC_EL_NOTE || e->kind == ABC_EL_REST || e->kind == ABC_EL_CHORD_BEGIN)
-            break;
-        if (e->kind != ABC_EL_FIELD)
-            continue;
-        abc_tempo tempo;
-        abc_meter meter;
-        abc_key key;
-        if (e->u.field.key == 'Q' && abc_parse_tempo(e->u.field.value, m->unit, &tempo, err, sizeof err))
-            s.tempo = tempo;
-        else if (e->u.field.key == 'M' && abc_parse_meter(e->u.field.value, &meter, err, sizeof err))
-            s.meter = meter;
-        else if (e->u.field.key == 'K' && abc_parse_key(e->u.field.value, &key, err, sizeof err))
-            s.key = key;
+    abc_tempo tempo;
+    abc_meter meter;
+    abc_key key;
+    if (f->key == 'Q' && abc_parse_tempo(f->value, m->unit, &tempo, err, sizeof err))
+        s->tempo = tempo;
+    else if (f->key == 'M' && abc_parse_meter(f->value, &meter, err, sizeof err))
+        s->meter = meter;
+    else if (f->key == 'K' && abc_parse_key(f->value, &key, err, sizeof err))
+        s->key = key;
+    else
+        return 0;
+    return f->key;
+}
+
+/* Writes the tempo ('Q'), time signature ('M') or key signature ('K') of s at `tick`. */
+static int write_setting(struct render *r, uint32_t tick, const struct settings *s, char which)
+{
+    if (which == 'Q') {
+        /* Quarter notes per minute = bpm * beat / (1/4); default 120 like abc2midi, which also truncates. */
+        uint32_t usec = 500000;
+        if (s->tempo.given && s->tempo.bpm > 0 && s->tempo.beat.num > 0) {
+            double u = 60e6 * (double)s->tempo.beat.den / (4.0 * s->tempo.bpm * (double)s->tempo.beat.num);
+            usec = u < 1 ? 1 : u > 0xFFFFFF ? 0xFFFFFF : (uint32_t)u;
+        }
+        return midi_tempo(r->mf, 0, tick, usec);
     }
+    if (which == 'M') {
+        int num = s->meter.num, den = s->meter.den;
+        if (s->meter.kind == ABC_METER_NONE || num < 1 || num > 255 || den < 1 || den > 64 || (den & (den - 1)))
+            return MIDI_OK; /* no MIDI time signature for free meter or a denominator not a power of two */
+        int compound = den == 8 && num % 3 == 0 && num > 3;
+        return midi_time_signature(r->mf, 0, tick, num, den, compound ? 36 : 96 / den);
+    }
+    return s->key.none ? MIDI_OK : midi_key_signature(r->mf, 0, tick, s->key.sharps, s->key.mode == ABC_MODE_MINOR);
+}
+
+static bool is_sounding(const abc_element *e) { return e->kind == ABC_EL_NOTE || e->kind == ABC_EL_REST; }
+
+/* The tempo, meter and key in force when the music starts: the header's, overridden by Q: M: K: fields
+ * written in the body before the first note (as abc2midi reads them, e.g. a Q: line after K:). */
+static struct settings start_settings(const abc_tune *t, const abc_model *m)
+{
+    struct settings s = {m->tempo, m->meter, m->key};
+    for (size_t i = 0; i < t->n_body && !is_sounding(&t->body[i]); i++)
+        if (t->body[i].kind == ABC_EL_FIELD)
+            read_setting(&s, m, &t->body[i].u.field);
     return s;
+}
+
+/* Fields changing the settings after the music has started, each tied to the note that follows it in the
+ * same voice, and written at that note's played times (so again at every repeat). Q: counts in any voice
+ * (the tempo is the whole tune's), M: and K: in the first voice only (the conductor track has one meter
+ * and one key). */
+struct changes {
+    size_t *field; /* body indices of the fields, in order */
+    size_t *note;  /* body index of the note each field is tied to */
+    size_t n, tied;
+    size_t *first; /* per body index of a note: its first field, or SIZE_MAX */
+};
+
+static void tie_changes(struct changes *c, size_t note)
+{
+    if (c->tied < c->n)
+        c->first[note] = c->tied;
+    for (; c->tied < c->n; c->tied++)
+        c->note[c->tied] = note;
+}
+
+static int emit_changes(struct render *r, const abc_tune *t, const abc_model *m, const struct changes *c,
+                        const abc_event *e, struct settings *s)
+{
+    size_t note = (size_t)e->element;
+    int rc = MIDI_OK;
+    for (size_t k = note < t->n_body ? c->first[note] : SIZE_MAX; k < c->tied && c->note[k] == note && !rc; k++) {
+        char which = read_setting(s, m, &t->body[c->field[k]].u.field);
+        if (which)
+            rc = write_setting(r, ticks(r, e->start), s, which);
+    }
+    return rc;
+}
+
+static int timed_changes(struct render *r, const abc_tune *t, const abc_model *m, struct settings s)
+{
+    size_t n = t->n_body ? t->n_body : 1;
+    struct changes tempo = {malloc(n * sizeof(size_t)), malloc(n * sizeof(size_t)), 0, 0, malloc(n * sizeof(size_t))};
+    struct changes other = {malloc(n * sizeof(size_t)), malloc(n * sizeof(size_t)), 0, 0, malloc(n * sizeof(size_t))};
+    int rc = tempo.field && tempo.note && tempo.first && other.field && other.note && other.first ? MIDI_OK : MIDI_ENOMEM;
+    size_t voice = 0;
+    bool started = false;
+    for (size_t i = 0; i < t->n_body && !rc; i++) {
+        const abc_element *e = &t->body[i];
+        tempo.first[i] = other.first[i] = SIZE_MAX;
+        if (e->kind == ABC_EL_FIELD && e->u.field.key == 'V') {
+            voice = voice_index(m, e->u.field.value);
+        } else if (is_sounding(e)) {
+            tie_changes(&tempo, i);
+            if (voice == 0)
+                tie_changes(&other, i);
+            started = true;
+        } else if (started && e->kind == ABC_EL_FIELD) {
+            if (e->u.field.key == 'Q')
+                tempo.field[tempo.n++] = i;
+            else if (voice == 0 && (e->u.field.key == 'M' || e->u.field.key == 'K'))
+                other.field[other.n++] = i;
+        }
+    }
+    for (size_t v = 0; v < m->n_voices && !rc; v++)
+        for (size_t i = 0; i < m->voices[v].n_played && !rc; i++) {
+            const abc_event *e = &m->voices[v].played[i];
+            rc = emit_changes(r, t, m, &tempo, e, &s);
+            if (!rc && v == 0)
+                rc = emit_changes(r, t, m, &other, e, &s);
+        }
+    free(tempo.field);
+    free(tempo.note);
+    free(tempo.first);
+    free(other.field);
+    free(other.note);
+    free(other.first);
+    return rc;
 }
 
 static int conductor(struct render *r, const abc_tune *t, const abc_model *m)
@@ -118,23 +219,13 @@ static int conductor(struct render *r, const abc_tune *t, const abc_model *m)
     int rc = midi_add_track(r->mf, m->n_titles ? m->titles[0] : NULL);
     if (rc < 0)
         return rc;
-    struct start_settings s = start_settings(t, m);
-    /* Quarter notes per minute = bpm * beat / (1/4); default 120 like abc2midi, which also truncates. */
-    uint32_t usec = 500000;
-    if (s.tempo.given && s.tempo.bpm > 0 && s.tempo.beat.num > 0) {
-        double u = 60e6 * (double)s.tempo.beat.den / (4.0 * s.tempo.bpm * (double)s.tempo.beat.num);
-        usec = u < 1 ? 1 : u > 0xFFFFFF ? 0xFFFFFF : (uint32_t)u;
-    }
-    rc = midi_tempo(r->mf, 0, 0, usec);
-    int num = s.meter.num, den = s.meter.den;
-    if (!rc && s.meter.kind != ABC_METER_NONE && num >= 1 && num <= 255 && den >= 1 && den <= 64 &&
-        !(den & (den - 1))) {
-        int compound = den == 8 && num % 3 == 0 && num > 3;
-        rc = midi_time_signature(r->mf, 0, 0, num, den, compound ? 36 : 96 / den);
-    }
-    if (!rc && !s.key.none)
-        rc = midi_key_signature(r->mf, 0, 0, s.key.sharps, s.key.mode == ABC_MODE_MINOR);
-    return rc;
+    struct settings s = start_settings(t, m);
+    rc = write_setting(r, 0, &s, 'Q');
+    if (!rc)
+        rc = write_setting(r, 0, &s, 'M');
+    if (!rc)
+        rc = write_setting(r, 0, &s, 'K');
+    return rc ? rc : timed_changes(r, t, m, s);
 }
 
 /* ------------------------------------------------------------ voices */

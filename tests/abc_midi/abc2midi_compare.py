@@ -3,7 +3,8 @@
 
 For each tune: `melodist abc midi FILE --tune X` and `abc2midi FILE X -NGUI` (no chord accompaniment, which
 abc2midi plays with its own pattern); the notes of each voice (pitch, on, off in ticks at 480 per quarter,
-repeats played) must be equal, and so must the tempo, time signature and key signature. abc2midi starts every
+repeats played) must be equal, and so must the tempo changes (tick and value, repeats played too) and the
+time and key signature at the start. abc2midi starts every
 note one tick late (on = start + 1) and staggers chord notes by 10 ticks; both are undone before comparing. Tunes abc2midi reports errors for are
 skipped, as are tunes holding what abc2midi plays its own way (decorations it realises as ornaments,
 hornpipes it swings, notes it shortens by %%MIDI trim, its %%MIDI drum track).
@@ -25,7 +26,10 @@ def mftext_summary(path):
     voices = collections.defaultdict(list)
     meta = {}
     open_notes = collections.defaultdict(list)
+    track = -1
     for line in out.splitlines():
+        if line.startswith("Track start"):
+            track += 1
         m = re.match(r"Time=(\d+)\s+(.*)", line)
         if not m:
             continue
@@ -38,17 +42,47 @@ def mftext_summary(path):
                 open_notes[(chan, pitch)].append(tick)
             elif open_notes[(chan, pitch)]:
                 voices[chan].append((open_notes[(chan, pitch)].pop(0), tick, pitch))
-        elif tick > 1:  # the settings in force at the start (the last written by tick 1, abc2midi's delay)
+        elif track > 0:  # abc2midi repeats the settings, placed differently, in the voice tracks
             continue
         elif n := re.match(r"Tempo, microseconds-per-MIDI-quarter-note=(\d+)", what):
-            meta["tempo"] = int(n.group(1))
+            setting(meta, "tempo", tick, int(n.group(1)))
         elif n := re.match(r"Time signature=(\d+/\d+)", what):
-            meta["meter"] = n.group(1)
+            setting(meta, "meter", tick, n.group(1))
         elif n := re.match(r"Key signature, sharp/flats=(-?\d+)\s+minor=(\d+)", what):
-            meta["key"] = (int(n.group(1)), int(n.group(2)))
-    meta.setdefault("meter", "4/4")  # the SMF default, which abc2midi writes out for a tune without M:
+            setting(meta, "key", tick, (int(n.group(1)), int(n.group(2))))
+    if "meter" not in meta:  # the SMF default, which abc2midi writes out for a tune without M:
+        meta["meter"] = [(0, "4/4")]
+    for kind, changes in meta.items():  # a change to the value already in force changes nothing
+        meta[kind] = [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
     # Voices in channel order; each voice's notes sorted.
     return [sorted(voices[c]) for c in sorted(voices)], meta
+
+
+def setting(meta, kind, tick, value):
+    """Records a tempo/meter/key change. abc2midi writes some a tick late (at 1 instead of 0, or with the note
+    after it); of changes within one tick of each other the last one counts, at the first one's tick."""
+    changes = meta.setdefault(kind, [])
+    if changes and tick - changes[-1][0] <= 1:
+        changes[-1] = (changes[-1][0], value)
+    else:
+        changes.append((0 if tick <= 1 else tick, value))
+
+
+def same_settings(theirs, ours):
+    """The tempo changes equal, and the meter and key at the start. abc2midi writes a tempo change up to one
+    tick late, or early: before the rests that precede the note it belongs to; so its tick may lie anywhere
+    after our previous change, up to ours + 1. (Meter and key changes on the way do not sound, and abc2midi
+    places them by rules of its own: in the voice tracks, not again at repeats.)"""
+    if theirs.keys() != ours.keys() or any(theirs[k][0] != ours[k][0] for k in ("meter", "key") if k in theirs):
+        return False
+    a, b = theirs.get("tempo", []), ours.get("tempo", [])
+    if len(a) != len(b):
+        return False
+    for i, (x, y) in enumerate(zip(a, b)):
+        earliest = b[i - 1][0] if i else 0
+        if x[1] != y[1] or not earliest <= x[0] <= y[0] + 1:
+            return False
+    return True
 
 
 def unstagger(notes):
@@ -101,7 +135,7 @@ def compare(melodist, work, path, x):
     their_voices, their_meta = mftext_summary(theirs)
     our_voices, our_meta = mftext_summary(ours)
     their_voices = [unstagger([(on - 1, off, p) for on, off, p in v]) for v in their_voices]
-    if their_meta != our_meta:
+    if not same_settings(their_meta, our_meta):
         return "fail", f"meta events: abc2midi {their_meta}, ours {our_meta}"
     if len(their_voices) != len(our_voices):
         return "fail", f"{len(their_voices)} voices with notes in abc2midi's file, {len(our_voices)} in ours"

@@ -34,7 +34,7 @@ expect 2 'no output file' "$melodist" abc midi "$abc"
 expect 2 'reference number' "$melodist" abc midi "$abc" -o x.mid --tune three
 expect 2 'unknown option' "$melodist" abc midi "$abc" -o x.mid --bogus
 expect 2 'ticks per quarter' "$melodist" abc midi "$abc" -o x.mid --tpq 0
-expect 1 'no tune X:9.*X:1.*X:4' "$melodist" abc midi "$abc" -o x.mid --tune 9
+expect 1 'no tune X:9.*X:1.*X:5' "$melodist" abc midi "$abc" -o x.mid --tune 9
 expect 1 'cannot read /nonexistent.abc' "$melodist" abc midi /nonexistent.abc -o x.mid
 expect 1 'holds no tune' sh -c "echo 'no tune here' | '$melodist' abc midi -o x.mid"
 expect 1 '/nonexistent-dir/x.mid' "$melodist" abc midi "$abc" -o /nonexistent-dir/x.mid
