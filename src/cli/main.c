@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"quantize", cmd_quantize, "rewrite an InternLM2 checkpoint as q8, q4, bf16, f16 or f32"},
     {"generate", cmd_generate, "continue a text prompt with an InternLM2 model"},
     {"chat", cmd_chat, "talk with an InternLM2-chat model (the Melodist composer persona by default)"},
+    {"convert", cmd_convert, "export an InternLM2 checkpoint as GGUF for llama.cpp and ollama"},
     {"compose", cmd_compose, "compose a tune with the shipped Melodist model (key, meter, type, bars, chords, ...)"},
     {"continue", cmd_continue, "continue a tune by N bars with the Melodist model"},
     {"harmonize", cmd_harmonize, "add chord symbols to a melody with the Melodist model"},

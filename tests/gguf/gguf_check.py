@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""`melodist convert --to gguf` read by llama.cpp itself.
+
+Random InternLM2 models with InternLM2's real vocabulary (PyTorch reference writer, tests/reference) in several
+shapes and formats are converted; for each file:
+  - gguf_tool check: every key, token and tensor against the checkpoint and tokenizer (q/k un-permuted);
+  - llama.cpp (node-llama-cpp's prebuilt CPU build, via llama_check.mjs) loads it, and its greedy continuation
+    of a chat prompt (HF chat template ids) decodes to exactly the reply `melodist chat --temperature 0` prints;
+  - llama.cpp's own tokenizer, built from the GGUF vocabulary, tokenizes Chinese, ABC, emoji and chat-markup
+    text exactly as SentencePiece does.
+
+node-llama-cpp: LLAMA_CPP=DIR holding node_modules/node-llama-cpp, else `npm ci --offline` of this directory's
+package.json/package-lock.json into WORK_DIR/npm (from the npm cache; exit 77 when that is not possible).
+usage: gguf_check.py MELODIST GGUF_TOOL SOURCE_DIR WORK_DIR
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+melodist, gguf_tool, source, work = sys.argv[1:5]
+here = os.path.dirname(os.path.abspath(__file__))
+TOK = os.path.join(source, "..", "shared", "models", "internlm2-tokenizer", "tokenizer.model")
+if not os.path.exists(TOK):
+    print("SKIP: %s absent (shared data)" % TOK)
+    sys.exit(77)
+try:
+    import sentencepiece
+except ImportError:
+    print("SKIP: python3 sentencepiece is not installed")
+    sys.exit(77)
+sys.path.insert(0, os.path.join(source, "tests", "reference"))
+import internlm2_ref as ref  # exits 77 without torch
+import torch
+
+os.makedirs(work, exist_ok=True)
+
+
+def find_llama():
+    if not shutil.which("node"):
+        return None, "node is not installed"
+    for d in (os.environ.get("LLAMA_CPP", ""), os.path.join(work, "npm")):
+        if d and os.path.isdir(os.path.join(d, "node_modules", "node-llama-cpp")):
+            return d, None
+    npm = os.path.join(work, "npm")
+    os.makedirs(npm, exist_ok=True)
+    for f in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(here, f), npm)
+    r = subprocess.run(["npm", "ci", "--offline", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=npm,
+                       capture_output=True, text=True)
+    if r.returncode:
+        return None, "npm ci --offline failed (node-llama-cpp not in the npm cache?): " + r.stderr[-400:]
+    return npm, None
+
+
+llama_dir, why = find_llama()
+if not llama_dir:
+    print("SKIP:", why)
+    sys.exit(77)
+script = os.path.join(llama_dir, "melodist_llama_check.mjs")  # node resolves imports from the script's place
+shutil.copy(os.path.join(here, "llama_check.mjs"), script)
+
+sp = sentencepiece.SentencePieceProcessor(model_file=TOK)
+SPECIAL = {"<|im_start|>": 92543, "<|im_end|>": 92542}
+STOP, STEPS = (2, 92542), 16
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def encode_special(text):
+    ids = []
+    for part in re.split("(<\\|im_start\\|>|<\\|im_end\\|>)", text):
+        ids += [SPECIAL[part]] if part in SPECIAL else sp.encode(part) if part else []
+    return ids
+
+
+def chat_ids(system, user):
+    return [1] + encode_special("<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
+                                "<|im_start|>assistant\n" % (system, user))
+
+
+def llama(gguf, *args):
+    r = subprocess.run(["node", script, gguf] + list(args), cwd=llama_dir, capture_output=True, text=True)
+    if r.returncode:
+        print("llama.cpp failed on %s:\n%s" % (gguf, r.stderr[-2000:]))
+        return None
+    return [[int(x) for x in line.split()] for line in r.stdout.splitlines()]
+
+
+SYSTEM, USER = "You are a composer.", "Write a reel in D."
+prompt = chat_ids(SYSTEM, USER)
+
+
+def stored(x, fmt):
+    """A weight matrix as the format stores it (ggml's Q8_0/Q4_0 rules, notes 5.2), back in f32."""
+    if fmt == "f32" or x.dim() != 2:
+        return x
+    if fmt in ("f16", "bf16"):
+        return x.to(torch.float16 if fmt == "f16" else torch.bfloat16).float()
+    b = x.reshape(-1, 32)
+    if fmt == "q8_0":
+        d = (b.abs().amax(1, keepdim=True) / 127).half().float()
+        q = torch.where(d > 0, torch.round(b / d), torch.zeros_like(b)).clamp(-127, 127)
+    else:
+        extreme = b.gather(1, b.abs().argmax(1, keepdim=True))
+        d = (extreme / -8).half().float()
+        q = torch.where(d != 0, torch.round(b / d), torch.zeros_like(b)).clamp(-8, 7)
+    return (q * d).reshape(x.shape)
+
+
+def greedy(w, cfg):
+    with torch.no_grad():
+        logits, past = ref.forward(w, cfg, prompt)
+        out, margin = [], float("inf")
+        for _ in range(STEPS):
+            top2 = torch.topk(logits[-1], 2).values
+            margin = min(margin, float(top2[0] - top2[1]))
+            tok = int(torch.argmax(logits[-1]))
+            if tok in STOP:
+                break
+            out.append(tok)
+            logits, past = ref.forward(w, cfg, [tok], past)
+    return out, margin
+
+
+# (name, dim, layers, heads, kv heads, hidden, tied, formats)
+shapes = [("gqa", 64, 2, 4, 2, 128, False, ["f32", "f16", "q8_0", "q4_0"]),
+          ("mha_tied", 64, 2, 2, 2, 96, True, ["f32", "bf16"]),
+          ("mqa", 96, 1, 3, 1, 64, False, ["f32"])]
+for name, dim, layers, heads, kv, hidden, tied, formats in shapes:
+    cfg = ref.config(dim, layers, heads, kv, hidden, 92544, 512, 10000.0, None, tied)
+    for fmt in formats:
+        # A model whose greedy continuation, with the weights as this format stores them, has no near-ties
+        # and no special tokens (decoded differently). llama.cpp also rounds the activations to 8 bits for
+        # Q8_0/Q4_0 weights (melodist and the reference do not), so those need a wider margin.
+        best, wanted = None, 0.1 if fmt.startswith("q") else 0.02
+        for seed in range(60):
+            w = ref.random_weights(cfg, torch.Generator().manual_seed(seed))
+            out, margin = greedy({k: stored(v, fmt) for k, v in w.items()}, cfg)
+            text = sp.decode(out)
+            if all(3 <= t < 92538 for t in out) and "\n" not in text and "\ufffd" not in text and \
+                    (best is None or margin > best[1]):
+                best = (seed, margin, w)
+            if best and best[1] > wanted:
+                break
+        seed, margin, w = best
+        src = os.path.join(work, "%s_seed%d" % (name, seed))
+        ref.save_model(src, cfg, w)
+        ckpt = src
+        if fmt != "f32":  # the checkpoint melodist itself runs, in the same format
+            ckpt = os.path.join(work, "%s_%s" % (name, fmt))
+            subprocess.run([melodist, "quantize", "-m", src, "-o", ckpt, "--type", fmt.replace("_0", "")],
+                           check=True, capture_output=True)
+        gguf = ckpt + ".gguf"
+        r = subprocess.run([melodist, "convert", "-m", ckpt, "--tokenizer", TOK, "--to", "gguf", "-o", gguf],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, "convert %s %s: %s" % (name, fmt, r.stderr))
+        r = subprocess.run([gguf_tool, "check", ckpt, TOK, gguf], capture_output=True, text=True)
+        check(r.returncode == 0, "gguf_tool check %s %s: %s" % (name, fmt, r.stderr))
+        ours = subprocess.run([melodist, "chat", "-m", ckpt, "--tokenizer", TOK, "--system", SYSTEM, "--temperature",
+                               "0", "--max-tokens", str(STEPS), "--threads", "1"], input=USER + "\n",
+                              capture_output=True, text=True).stdout
+        got = llama(gguf, "greedy", str(STEPS), ",".join(map(str, prompt)))
+        theirs = sp.decode(got[0]) + "\n" if got else None
+        same = ours == theirs
+        check(same, "%s %s: melodist %r, llama.cpp %r" % (name, fmt, ours, theirs))
+        print("%-8s %-5s seed %d margin %.3f: %s\n  melodist : %r\n  llama.cpp: %r" %
+              (name, fmt, seed, margin, "identical" if same else "DIFFERENT", ours, theirs))
+
+texts = ["你是 Melodist，一位专业的作曲家。", "X:1\nT:Reel\nM:4/4\nL:1/8\nK:D\n|:d2fd Adfd|e2ge Bege:|",
+         "emoji 🎻🎶 and  two spaces", "<|im_start|>user\n写一首歌<|im_end|>\n<|im_start|>assistant\n"]
+got = llama(gguf, "tokenize", *texts)
+for t, ids in zip(texts, got or [[]] * len(texts)):
+    check(ids == encode_special(t), "llama.cpp tokenizes %r as %s, SentencePiece %s" % (t, ids, encode_special(t)))
+print("tokenizer: %d texts tokenized by llama.cpp as by SentencePiece" % len(texts))
+
+os.remove(script)
+if failures:
+    print("%d failure(s)" % failures)
+    sys.exit(1)
+print("ok")
