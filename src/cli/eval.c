@@ -1,0 +1,889 @@
+/* melodist eval: measures a Melodist model on held-out tunes (docs/eval.md) against a token n-gram baseline. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "abc_input.h"
+#include "commands.h"
+#include "compose_cli.h"
+#include "melodist/abc.h"
+#include "melodist/abc_analysis.h"
+#include "melodist/chat.h"
+#include "melodist/eval.h"
+#include "melodist/generate.h"
+#include "melodist/json.h"
+#include "melodist/nn.h"
+#include "melodist/persona.h"
+
+static const char *const eval_help =
+    "usage: melodist eval -m DIR --data FILE.abc [options]\n"
+    "Measures the model on the tunes of FILE (held out from training) and prints a Markdown table, or with --json\n"
+    "a JSON object (bits_per_char, bits_per_token, validity, bar_correct, control adherence, novelty, ...).\n"
+    "  --data FILE       held-out tunes (.abc, or a pretrain.txt with <|endofdoc|> separators)\n"
+    "  --train FILE      the training tunes (same formats): the n-gram baseline is trained on them and generated\n"
+    "                    tunes are searched in them for copied bars (without it both are left out)\n"
+    "  --sft FILE        held-out SFT records (xtuner JSONL): analysis questions answered by the model\n"
+    "  --limit N         tunes of FILE for bits/char (all)\n"
+    "  --n-gen N         held-out tunes whose controls are used for generation (20)\n"
+    "  --n-analysis N    questions per analysis family (10)\n"
+    "  --ngram-order N   order of the n-gram baseline (4)\n"
+    "  --seed S, --threads N, --json\n";
+
+/* ---------------------------------------------------------------- documents */
+
+struct docs {
+    char **v;
+    size_t n, cap;
+};
+
+static int docs_add(struct docs *d, const char *s, size_t len)
+{
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    while (len && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    if (!len)
+        return 0;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 256;
+        char **v = realloc(d->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        d->v = v;
+        d->cap = cap;
+    }
+    char *t = malloc(len + 2);
+    if (!t)
+        return -1;
+    memcpy(t, s, len);
+    t[len] = '\n';
+    t[len + 1] = 0;
+    d->v[d->n++] = t;
+    return 0;
+}
+
+static void docs_free(struct docs *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->v[i]);
+    free(d->v);
+}
+
+/* One document per tune: a pretrain.txt is cut at its separator lines, an ABC file into its tunes. */
+static int docs_read(const char *path, struct docs *d)
+{
+    size_t len;
+    char *text = abc_input_read("eval", path, &len);
+    if (!text)
+        return -1;
+    int rc = 0;
+    const char *sep = "\n<|endofdoc|>\n";
+    if (strstr(text, sep)) {
+        for (char *p = text; *p && !rc;) {
+            char *e = strstr(p, sep);
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            rc = docs_add(d, p, n);
+            p += n + (e ? strlen(sep) : 0);
+        }
+    } else {
+        abc_file *f = abc_parse(text, len);
+        rc = f ? 0 : -1;
+        for (size_t t = 0; f && t < f->n_tunes && !rc; t++)
+            rc = docs_add(d, f->tunes[t].text, f->tunes[t].text_len);
+        abc_file_free(f);
+    }
+    free(text);
+    if (rc)
+        fprintf(stderr, "melodist eval: out of memory reading %s\n", path);
+    return rc;
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* ---------------------------------------------------------------- tallies */
+
+struct rate {
+    long ok, n;
+};
+
+static void rate_add(struct rate *r, int ok)
+{
+    r->ok += ok != 0;
+    r->n++;
+}
+
+static double rate_of(const struct rate *r) { return r->n ? (double)r->ok / r->n : NAN; }
+
+struct gen_stats {
+    struct rate valid, bars_fit, key, meter, type, bars, chords, motif, prefix;
+    double pc[12], iv[EVAL_INTERVALS];
+    int novelty_hist[18]; /* longest copied run: 0..16, [17] = whole tune copied */
+    struct rate copied;   /* tunes flagged as copies */
+};
+
+struct eval_ctx {
+    struct compose_model cm;
+    struct model_state *state;
+    struct eval_ngram *ngram;
+    struct eval_novelty *novelty;
+    uint64_t seed;
+    int ctx_len;
+};
+
+/* A generated tune is a copy when at least 8 consecutive bars, or all of a tune of 4+ bars, occur in training. */
+static void judge_tune(struct eval_ctx *e, struct gen_stats *g, const char *abc)
+{
+    struct eval_tune t;
+    if (eval_tune_check(abc, strlen(abc), &t))
+        return;
+    rate_add(&g->valid, t.valid);
+    for (int b = 0; b < t.bars; b++)
+        rate_add(&g->bars_fit, b >= t.bars_bad);
+    eval_histograms(abc, strlen(abc), g->pc, g->iv);
+    if (e->novelty && t.parsed) {
+        int bars, run = eval_novelty_longest(e->novelty, abc, strlen(abc), &bars);
+        if (run >= 0) {
+            int whole = run == bars && bars >= 4;
+            g->novelty_hist[whole ? 17 : run > 16 ? 16 : run]++;
+            rate_add(&g->copied, whole || run >= 8);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- free generation (no constraints) */
+
+struct collect {
+    int *v;
+    int n, cap;
+};
+
+static int collect_token(void *ctx, int token)
+{
+    struct collect *c = ctx;
+    if (c->n == c->cap)
+        return 1;
+    c->v[c->n++] = token;
+    return 0;
+}
+
+/* The model's reply to a prompt of ids, sampled freely (temperature 0 = greedy), as text. */
+static char *reply(struct eval_ctx *e, const tok_ids *prompt, int max_tokens, float temperature, uint64_t seed)
+{
+    struct gen_params p;
+    gen_params_default(&p);
+    p.temperature = temperature;
+    p.top_p = 0.95f;
+    p.seed = seed;
+    p.max_tokens = max_tokens;
+    if ((int)prompt->n + p.max_tokens >= e->ctx_len)
+        p.max_tokens = e->ctx_len - (int)prompt->n - 1;
+    if (p.max_tokens <= 0)
+        return NULL;
+    int stops[2];
+    p.n_stop_tokens = chat_stop_tokens(e->cm.tok, e->cm.model->config.eos_token_id, stops);
+    p.stop_tokens = stops;
+    struct collect c = {malloc((size_t)p.max_tokens * sizeof(int)), 0, p.max_tokens};
+    char err[256], *text = NULL;
+    e->state->pos = 0;
+    if (c.v && gen_run(e->cm.model, e->state, prompt->v, (int)prompt->n, &p, collect_token, &c, err, sizeof err) >= 0)
+        text = tok_decode(e->cm.tok, c.v, (size_t)c.n, TOK_SKIP_SPECIAL, NULL, err, sizeof err);
+    free(c.v);
+    return text;
+}
+
+static char *chat_reply(struct eval_ctx *e, const char *system, const char *user, int max_tokens, float temperature,
+                        uint64_t seed)
+{
+    struct chat_message msgs[2] = {{CHAT_SYSTEM, system, strlen(system)}, {CHAT_USER, user, strlen(user)}};
+    tok_ids ids = {0};
+    char err[256], *text = NULL;
+    if (!chat_encode(e->cm.tok, msgs, 2, 1, &ids, err, sizeof err))
+        text = reply(e, &ids, max_tokens, temperature, seed);
+    tok_ids_free(&ids);
+    return text;
+}
+
+/* The tune in a reply: from its X: line (or its first header line) on. */
+static const char *tune_in(const char *text)
+{
+    const char *x = strstr(text, "X:");
+    return x ? x : text;
+}
+
+/* ---------------------------------------------------------------- held-out tunes as requests */
+
+struct held {
+    char key[32], meter[16], rhythm[32];
+    int bars;
+    char chords[1024];   /* first chord of each bar, "-" where none; "" when the tune has (almost) none */
+    char motif[256];     /* the notes of the second bar of music, as written */
+    char *prefix;        /* header and first 4 bars */
+};
+
+static int held_of(const char *doc, struct held *h)
+{
+    memset(h, 0, sizeof *h);
+    struct eval_tune t;
+    if (eval_tune_check(doc, strlen(doc), &t) || !t.valid || t.bars < 8 || t.bars > 64 || !t.meter[0] ||
+        strlen(t.rhythm) >= sizeof h->rhythm)
+        return 0;
+    abc_file *f = abc_parse(doc, strlen(doc));
+    abc_model *m = f && f->n_tunes ? abc_model_new(f, 0, NULL) : NULL;
+    abc_analysis a;
+    int ok = m && m->n_voices == 1 && !abc_analyze(&f->tunes[0], m, &a);
+    if (!ok) {
+        abc_model_free(m);
+        abc_file_free(f);
+        return 0;
+    }
+    snprintf(h->key, sizeof h->key, "%s", t.key);
+    snprintf(h->meter, sizeof h->meter, "%s", t.meter);
+    snprintf(h->rhythm, sizeof h->rhythm, "%s", t.rhythm);
+    h->bars = t.bars;
+    /* chords: the first symbol of each bar with music */
+    int with = 0, cells = 0;
+    size_t used = 0;
+    for (size_t b = 0; b < a.n_chord_bars && used + 16 < sizeof h->chords; b++) {
+        const char *c = a.chords[b].n ? a.chords[b].chords[0] : "-";
+        with += a.chords[b].n > 0;
+        cells++;
+        used += (size_t)snprintf(h->chords + used, sizeof h->chords - used, "%s%s", used ? " | " : "", c);
+    }
+    if (with * 2 < cells || used + 16 >= sizeof h->chords)
+        h->chords[0] = 0;
+    /* motif: the notes of the second bar with music (tunes in L:1/8, the composer's motif unit); the prefix:
+     * through the fourth such bar */
+    const abc_tune *tu = &f->tunes[0];
+    int eighths = m->unit.num == 1 && m->unit.den == 8;
+    int bar = 0, notes = 0;
+    size_t mused = 0, cut = 0;
+    for (size_t i = 0; i < tu->n_body && !cut; i++) {
+        const abc_element *el = &tu->body[i];
+        if (el->kind == ABC_EL_NOTE || el->kind == ABC_EL_REST) {
+            notes = 1;
+            if (eighths && bar == 1 && el->kind == ABC_EL_NOTE && mused + el->src_len + 1 < sizeof h->motif) {
+                memcpy(h->motif + mused, f->text + el->src_off, el->src_len);
+                mused += el->src_len;
+                h->motif[mused] = 0;
+            }
+        } else if (el->kind == ABC_EL_BAR && notes) {
+            notes = 0;
+            if (++bar == 4)
+                cut = el->src_off + el->src_len;
+        }
+    }
+    if (cut)
+        h->prefix = strndup(f->text, cut);
+    abc_analysis_free(&a);
+    abc_model_free(m);
+    abc_file_free(f);
+    return h->prefix != NULL;
+}
+
+static int same_key(const char *a, const char *b)
+{
+    abc_key x, y;
+    char e[64];
+    if (!abc_parse_key(a, &x, e, sizeof e) || !abc_parse_key(b, &y, e, sizeof e))
+        return 0;
+    return x.tonic_pc == y.tonic_pc && x.mode == y.mode && x.sharps == y.sharps;
+}
+
+/* Share of requested chords found as the first chord symbol of the same bar of the tune. */
+static void chord_adherence(const char *abc, const char *cells, struct rate *r)
+{
+    abc_file *f = abc_parse(abc, strlen(abc));
+    abc_model *m = f && f->n_tunes ? abc_model_new(f, 0, NULL) : NULL;
+    abc_analysis a;
+    if (!m || abc_analyze(&f->tunes[0], m, &a)) {
+        abc_model_free(m);
+        abc_file_free(f);
+        return;
+    }
+    char want[1024];
+    snprintf(want, sizeof want, "%s", cells);
+    char *save = NULL;
+    size_t b = 0;
+    for (char *c = strtok_r(want, "|", &save); c; c = strtok_r(NULL, "|", &save), b++) {
+        while (*c == ' ')
+            c++;
+        c[strcspn(c, " ")] = 0;
+        if (!strcmp(c, "-"))
+            continue;
+        char wn[64], hn[64] = "";
+        abc_chord_normalize(c, wn, sizeof wn);
+        if (b < a.n_chord_bars && a.chords[b].n)
+            abc_chord_normalize(a.chords[b].chords[0], hn, sizeof hn);
+        rate_add(r, !strcmp(wn, hn));
+    }
+    abc_analysis_free(&a);
+    abc_model_free(m);
+    abc_file_free(f);
+}
+
+static void motif_presence(const char *abc, const char *motif, struct rate *r)
+{
+    abc_file *f = abc_parse(abc, strlen(abc));
+    abc_model *m = f && f->n_tunes ? abc_model_new(f, 0, NULL) : NULL;
+    abc_melody text = {0}, ph = {0};
+    char e[128];
+    int found = 0;
+    if (m && m->n_voices && !abc_melody_of_voice(m, 0, &text) &&
+        !abc_melody_parse(motif, abc_tune_field(&f->tunes[0], 'K'), &ph, e, sizeof e))
+        found = abc_melody_find(&text, &ph, true, NULL, 0) > 0;
+    rate_add(r, found);
+    abc_melody_free(&text);
+    abc_melody_free(&ph);
+    abc_model_free(m);
+    abc_file_free(f);
+}
+
+static void controls(const char *abc, const struct held *h, struct gen_stats *g)
+{
+    struct eval_tune t;
+    if (eval_tune_check(abc, strlen(abc), &t))
+        return;
+    rate_add(&g->key, same_key(t.key, h->key));
+    rate_add(&g->meter, !strcmp(t.meter, h->meter));
+    if (h->rhythm[0])
+        rate_add(&g->type, !strcasecmp(t.rhythm, h->rhythm));
+    rate_add(&g->bars, t.bars == h->bars);
+}
+
+/* ---------------------------------------------------------------- generation */
+
+static int compose_one(struct eval_ctx *e, struct compose_request *req, struct compose_result *res)
+{
+    char err[512];
+    if (compose(e->cm.composer, req, NULL, NULL, res, err, sizeof err)) {
+        fprintf(stderr, "melodist eval: compose: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* For each held-out tune: its controls given to the composer (constrained) and to the model alone (free). */
+static void generation(struct eval_ctx *e, const struct docs *data, int n_gen, struct gen_stats *con,
+                       struct gen_stats *fre, double held_pc[12], double held_iv[EVAL_INTERVALS], int *used)
+{
+    *used = 0;
+    for (size_t i = 0; i < data->n && *used < n_gen; i++) {
+        struct held h;
+        if (!held_of(data->v[i], &h))
+            continue;
+        (*used)++;
+        eval_histograms(data->v[i], strlen(data->v[i]), held_pc, held_iv);
+        uint64_t seed = e->seed + i;
+        struct compose_request req;
+        compose_request_default(&req);
+        req.seed = seed;
+        req.key = h.key;
+        req.meter = h.meter;
+        req.type = h.rhythm[0] ? h.rhythm : NULL;
+        req.bars = h.bars;
+        struct compose_result res;
+        if (!compose_one(e, &req, &res)) {
+            judge_tune(e, con, res.abc);
+            controls(res.abc, &h, con);
+            char err[256];
+            char *instr = compose_instruction(&req, err, sizeof err);
+            char *free_text = instr ? chat_reply(e, MELODIST_PERSONA_ZH, instr, 800, 0.8f, seed) : NULL;
+            if (free_text) {
+                judge_tune(e, fre, tune_in(free_text));
+                controls(tune_in(free_text), &h, fre);
+            }
+            free(free_text);
+            free(instr);
+            compose_result_free(&res);
+        }
+        if (h.chords[0]) {
+            compose_request_default(&req);
+            req.seed = seed;
+            req.key = h.key;
+            req.meter = h.meter;
+            req.chords = h.chords;
+            if (!compose_one(e, &req, &res)) {
+                chord_adherence(res.abc, h.chords, &con->chords);
+                compose_result_free(&res);
+            }
+            char err[256];
+            char *instr = compose_instruction(&req, err, sizeof err);
+            char *free_text = instr ? chat_reply(e, MELODIST_PERSONA_ZH, instr, 800, 0.8f, seed) : NULL;
+            if (free_text)
+                chord_adherence(tune_in(free_text), h.chords, &fre->chords);
+            free(free_text);
+            free(instr);
+        }
+        if (h.motif[0]) {
+            compose_request_default(&req);
+            req.seed = seed;
+            req.key = h.key;
+            req.meter = h.meter;
+            req.motif = h.motif;
+            req.bars = 8;
+            if (!compose_one(e, &req, &res)) {
+                motif_presence(res.abc, h.motif, &con->motif);
+                compose_result_free(&res);
+            }
+            char err[256];
+            char *instr = compose_instruction(&req, err, sizeof err);
+            char *free_text = instr ? chat_reply(e, MELODIST_PERSONA_ZH, instr, 800, 0.8f, seed) : NULL;
+            if (free_text)
+                motif_presence(tune_in(free_text), h.motif, &fre->motif);
+            free(free_text);
+            free(instr);
+        }
+        compose_request_default(&req);
+        req.task = COMPOSE_CONTINUE;
+        req.seed = seed;
+        req.prefix = h.prefix;
+        req.bars = 4;
+        if (!compose_one(e, &req, &res)) {
+            rate_add(&con->prefix, !strncmp(res.abc, h.prefix, strlen(h.prefix) - 1));
+            compose_result_free(&res);
+        }
+        char err[256];
+        char *instr = compose_instruction(&req, err, sizeof err);
+        char *free_text = instr ? chat_reply(e, MELODIST_PERSONA_ZH, instr, 800, 0.8f, seed) : NULL;
+        if (free_text) {
+            /* the given bars (after the K: line) must come back verbatim */
+            const char *k = strstr(h.prefix, "\nK:");
+            const char *bars = k ? strchr(k + 1, '\n') : NULL;
+            rate_add(&fre->prefix, bars && strstr(free_text, bars + 1) != NULL);
+        }
+        free(free_text);
+        free(instr);
+        free(h.prefix);
+        fprintf(stderr, "\rmelodist eval: generation %d/%d", *used, n_gen);
+    }
+    fprintf(stderr, "\n");
+}
+
+static uint64_t mix_seed(uint64_t x)
+{
+    x = x * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+    x ^= x >> 29;
+    return x ? x : 1;
+}
+
+/* Unconditioned samples (BOS, then the model or the n-gram alone), as in pre-training. */
+static void free_samples(struct eval_ctx *e, int n, struct gen_stats *model_g, struct gen_stats *ngram_g)
+{
+    int bos = tok_bos_id(e->cm.tok), eos = tok_eos_id(e->cm.tok);
+    for (int i = 0; i < n; i++) {
+        tok_ids prompt = {&bos, 1, 1};
+        char *text = reply(e, &prompt, 700, 0.8f, e->seed + 1000 + (uint64_t)i);
+        if (text)
+            judge_tune(e, model_g, tune_in(text));
+        free(text);
+        if (!e->ngram)
+            continue;
+        int ids[701] = {bos};
+        size_t k = 1;
+        uint64_t rng = mix_seed(e->seed + 2000 + (uint64_t)i);
+        while (k < 701) {
+            int w = eval_ngram_sample(e->ngram, ids, k, &rng);
+            if (w == eos)
+                break;
+            ids[k++] = w;
+        }
+        char err[128];
+        text = tok_decode(e->cm.tok, ids + 1, k - 1, TOK_SKIP_SPECIAL, NULL, err, sizeof err);
+        if (text)
+            judge_tune(e, ngram_g, tune_in(text));
+        free(text);
+    }
+}
+
+/* ---------------------------------------------------------------- bits per character */
+
+struct bits {
+    double model, ngram;
+    long chars, tokens, docs, skipped;
+};
+
+static int tokenize_doc(const mt_tokenizer *tok, const char *doc, tok_ids *ids)
+{
+    ids->n = 0;
+    return tok_encode(tok, doc, strlen(doc), TOK_ADD_BOS | TOK_ADD_EOS, ids);
+}
+
+static int measure_bits(struct eval_ctx *e, const struct docs *data, long limit, struct bits *b)
+{
+    tok_ids ids = {0};
+    char err[256];
+    for (size_t i = 0; i < data->n && (limit <= 0 || b->docs < limit); i++) {
+        if (tokenize_doc(e->cm.tok, data->v[i], &ids))
+            goto oom;
+        if ((int)ids.n > e->ctx_len) {
+            b->skipped++;
+            continue;
+        }
+        double bits;
+        if (eval_model_bits(e->cm.model, e->state, ids.v, ids.n, &bits, err, sizeof err)) {
+            fprintf(stderr, "melodist eval: %s\n", err);
+            tok_ids_free(&ids);
+            return -1;
+        }
+        b->model += bits;
+        for (size_t k = 1; e->ngram && k < ids.n; k++)
+            b->ngram -= log2(eval_ngram_prob(e->ngram, ids.v, k, ids.v[k]));
+        b->chars += (long)utf8_chars(data->v[i]);
+        b->tokens += (long)ids.n - 1;
+        b->docs++;
+        if (b->docs % 50 == 0)
+            fprintf(stderr, "\rmelodist eval: bits/char over %ld tunes", b->docs);
+    }
+    fprintf(stderr, "\n");
+    tok_ids_free(&ids);
+    return 0;
+oom:
+    tok_ids_free(&ids);
+    fprintf(stderr, "melodist eval: out of memory\n");
+    return -1;
+}
+
+/* ---------------------------------------------------------------- analysis questions */
+
+static const char *const families[] = {"key_mode", "analysis_count", "genre", "analysis_find_melody",
+                                       "analysis_find_chord", "analysis_progression"};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+/* The facts of an answer: its ASCII words and numbers (key names, chords, bar numbers, counts), without the
+ * decimals (correlations) that the answers also quote. */
+static void facts(const char *s, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = 0;
+    while (*s) {
+        if (!isalnum((unsigned char)*s) && *s != '#') {
+            s++;
+            continue;
+        }
+        const char *b = s;
+        while (isalnum((unsigned char)*s) || *s == '#' || *s == '.' || *s == '/' || *s == ':')
+            s++;
+        size_t n = (size_t)(s - b);
+        while (n && (b[n - 1] == '.' || b[n - 1] == ':'))
+            n--;
+        if (memchr(b, '.', n) || used + n + 2 >= size)
+            continue;
+        used += (size_t)snprintf(out + used, size - used, "%.*s ", (int)n, b);
+    }
+}
+
+static int analysis(struct eval_ctx *e, const char *path, int per_family, struct rate acc[N_FAMILIES])
+{
+    size_t len;
+    char *text = abc_input_read("eval", path, &len);
+    if (!text)
+        return -1;
+    int counts[N_FAMILIES] = {0};
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char err[256];
+        struct json *j = json_parse(line, strlen(line), err, sizeof err);
+        const struct json *task = j ? json_get(j, "task") : NULL;
+        const struct json *conv = j ? json_get(j, "conversation") : NULL;
+        size_t f = 0;
+        while (task && task->type == JSON_STRING && f < N_FAMILIES && strcmp(task->string, families[f]))
+            f++;
+        if (f < N_FAMILIES && counts[f] < per_family && conv && conv->type == JSON_ARRAY && conv->count) {
+            const struct json *sys = json_get(&conv->items[0], "system");
+            const struct json *in = json_get(&conv->items[0], "input");
+            const struct json *out = json_get(&conv->items[0], "output");
+            if (sys && in && out && sys->type == JSON_STRING && in->type == JSON_STRING && out->type == JSON_STRING) {
+                char *answer = chat_reply(e, sys->string, in->string, 200, 0, e->seed);
+                char want[1024], got[1024];
+                facts(out->string, want, sizeof want);
+                facts(answer ? answer : "", got, sizeof got);
+                rate_add(&acc[f], answer && !strcmp(want, got));
+                free(answer);
+                counts[f]++;
+                fprintf(stderr, "\rmelodist eval: analysis question %s %d", families[f], counts[f]);
+            }
+        }
+        json_free(j);
+    }
+    fprintf(stderr, "\n");
+    free(text);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static void jnum(const char *name, double v, int comma)
+{
+    if (isnan(v))
+        printf("\"%s\":null%s", name, comma ? "," : "");
+    else
+        printf("\"%s\":%.4f%s", name, v, comma ? "," : "");
+}
+
+static void json_gen(const char *name, const struct gen_stats *g, const double held_pc[12],
+                     const double held_iv[EVAL_INTERVALS], int comma)
+{
+    printf("\"%s\":{", name);
+    jnum("validity", rate_of(&g->valid), 1);
+    jnum("bar_correct", rate_of(&g->bars_fit), 1);
+    jnum("key", rate_of(&g->key), 1);
+    jnum("meter", rate_of(&g->meter), 1);
+    jnum("type", rate_of(&g->type), 1);
+    jnum("bars", rate_of(&g->bars), 1);
+    jnum("chords", rate_of(&g->chords), 1);
+    jnum("motif", rate_of(&g->motif), 1);
+    jnum("continuation_keeps_prefix", rate_of(&g->prefix), 1);
+    jnum("pitch_class_distance", g->valid.n ? eval_tv_distance(g->pc, held_pc, 12) : NAN, 1);
+    jnum("interval_distance", g->valid.n ? eval_tv_distance(g->iv, held_iv, EVAL_INTERVALS) : NAN, 1);
+    jnum("copies", rate_of(&g->copied), 1);
+    printf("\"longest_copied_run\":{");
+    for (int i = 0, shown = 0; i < 18; i++)
+        if (g->novelty_hist[i])
+            printf("%s\"%s%d\":%d", shown++ ? "," : "", i == 17 ? "whole_tune" : "", i == 17 ? 0 : i,
+                   g->novelty_hist[i]);
+    printf("},\"tunes\":%ld}%s", g->valid.n, comma ? "," : "");
+}
+
+/* A table cell: the share as a percentage, or "-". */
+static void cell(double v, int percent)
+{
+    if (isnan(v))
+        printf(" - |");
+    else if (percent)
+        printf(" %.1f%% |", 100 * v);
+    else
+        printf(" %.3f |", v);
+}
+
+/* "met" or by how much the value misses a target share. */
+static void target(double v, double want)
+{
+    if (isnan(v))
+        printf(" ≥ %.0f%% | not measured |\n", 100 * want);
+    else if (v >= want)
+        printf(" ≥ %.0f%% | met |\n", 100 * want);
+    else
+        printf(" ≥ %.0f%% | missed by %.1f points |\n", 100 * want, 100 * (want - v));
+}
+
+struct report {
+    struct bits bits;
+    struct gen_stats con, fre, unc, ngr;
+    double held_pc[12], held_iv[EVAL_INTERVALS];
+    struct rate acc[N_FAMILIES];
+    int used, order, have_ngram;
+};
+
+static void row(const char *name, const struct rate *c, const struct rate *f, const struct rate *n, double want)
+{
+    printf("| %s |", name);
+    cell(rate_of(c), 1);
+    cell(f ? rate_of(f) : NAN, 1);
+    cell(n ? rate_of(n) : NAN, 1);
+    if (want > 0)
+        target(rate_of(c), want);
+    else
+        printf(" | |\n");
+}
+
+static void markdown(const struct report *r)
+{
+    double bpc = r->bits.model / (double)r->bits.chars, nbpc = r->bits.ngram / (double)r->bits.chars;
+    printf("| measure | melodist compose (constrained) | model alone (free decoding) | %d-gram baseline | target | "
+           "result |\n|---|---|---|---|---|---|\n", r->order);
+    printf("| bits per character (%ld held-out tunes) | | %.3f | ", r->bits.docs, bpc);
+    if (r->have_ngram)
+        printf("%.3f | below the n-gram | %s |\n", nbpc, bpc < nbpc ? "met" : "missed");
+    else
+        printf("- | below the n-gram | not measured |\n");
+    printf("| bits per token | | %.3f | ", r->bits.model / (double)r->bits.tokens);
+    if (r->have_ngram)
+        printf("%.3f | | |\n", r->bits.ngram / (double)r->bits.tokens);
+    else
+        printf("- | | |\n");
+    row("ABC validity (controls of held-out tunes)", &r->con.valid, &r->fre.valid, NULL, 0.98);
+    row("bars fitting the meter", &r->con.bars_fit, &r->fre.bars_fit, NULL, 0.97);
+    row("validity, unconditioned samples", &r->unc.valid, NULL, &r->ngr.valid, 0);
+    row("bars fitting the meter, unconditioned", &r->unc.bars_fit, NULL, &r->ngr.bars_fit, 0);
+    row("key honoured", &r->con.key, &r->fre.key, NULL, 0.95);
+    row("meter honoured", &r->con.meter, &r->fre.meter, NULL, 0.95);
+    row("rhythm type honoured", &r->con.type, &r->fre.type, NULL, 0.95);
+    row("bar count honoured", &r->con.bars, &r->fre.bars, NULL, 0.95);
+    row("chord progression (bars with the chord asked)", &r->con.chords, &r->fre.chords, NULL, 0.95);
+    row("motif present", &r->con.motif, &r->fre.motif, NULL, 0.95);
+    row("continuation keeps the given bars", &r->con.prefix, &r->fre.prefix, NULL, 0.95);
+    row("copies (≥ 8 bars or a whole tune from training)", &r->con.copied, &r->fre.copied, &r->ngr.copied, 0);
+    printf("| pitch-class histogram distance to held-out (TV) |");
+    cell(eval_tv_distance(r->con.pc, r->held_pc, 12), 0);
+    cell(r->fre.valid.n ? eval_tv_distance(r->fre.pc, r->held_pc, 12) : NAN, 0);
+    cell(r->ngr.valid.n ? eval_tv_distance(r->ngr.pc, r->held_pc, 12) : NAN, 0);
+    printf(" | |\n| interval histogram distance to held-out (TV) |");
+    cell(eval_tv_distance(r->con.iv, r->held_iv, EVAL_INTERVALS), 0);
+    cell(r->fre.valid.n ? eval_tv_distance(r->fre.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
+    cell(r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
+    printf(" | |\n");
+    for (size_t f = 0; f < N_FAMILIES; f++) {
+        printf("| analysis answers by the model (%ld questions): %s | |", r->acc[f].n, families[f]);
+        cell(rate_of(&r->acc[f]), 1);
+        printf(" - |");
+        target(rate_of(&r->acc[f]), 0.95);
+    }
+    printf("\nLongest run of bars copied from training (composer tunes): ");
+    for (int i = 0; i < 18; i++)
+        if (r->con.novelty_hist[i])
+            printf("%s%d: %d  ", i == 17 ? "whole tune" : "", i == 17 ? 0 : i, r->con.novelty_hist[i]);
+    printf("\n%d held-out tunes gave the controls; %ld tunes of the data longer than the context were skipped for "
+           "bits/char.\n", r->used, r->bits.skipped);
+}
+
+static void json(const struct report *r, const char *dir, const char *data)
+{
+    printf("{\"model\":");
+    abc_json_string(stdout, dir);
+    printf(",\"data\":");
+    abc_json_string(stdout, data);
+    printf(",\"tunes\":%ld,\"skipped_too_long\":%ld,", r->bits.docs, r->bits.skipped);
+    jnum("bits_per_char", r->bits.model / (double)r->bits.chars, 1);
+    jnum("bits_per_token", r->bits.model / (double)r->bits.tokens, 1);
+    jnum("validity", rate_of(&r->con.valid), 1);
+    jnum("bar_correct", rate_of(&r->con.bars_fit), 1);
+    printf("\"generation_requests\":%d,", r->used);
+    json_gen("composer", &r->con, r->held_pc, r->held_iv, 1);
+    json_gen("free", &r->fre, r->held_pc, r->held_iv, 1);
+    json_gen("unconditioned", &r->unc, r->held_pc, r->held_iv, 1);
+    if (r->have_ngram) {
+        printf("\"ngram\":{\"order\":%d,", r->order);
+        jnum("bits_per_char", r->bits.ngram / (double)r->bits.chars, 1);
+        jnum("bits_per_token", r->bits.ngram / (double)r->bits.tokens, 1);
+        json_gen("samples", &r->ngr, r->held_pc, r->held_iv, 0);
+        printf("},");
+    }
+    printf("\"analysis\":{");
+    for (size_t f = 0; f < N_FAMILIES; f++) {
+        printf("\"%s\":{", families[f]);
+        jnum("accuracy", rate_of(&r->acc[f]), 1);
+        printf("\"questions\":%ld}%s", r->acc[f].n, f + 1 < N_FAMILIES ? "," : "");
+    }
+    printf("}}\n");
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *dir = NULL, *data_path = NULL, *train_path = NULL, *sft_path = NULL;
+    int as_json = 0, n_gen = 20, n_analysis = 10;
+    long limit = 0;
+    struct report r = {.order = 4};
+    uint64_t seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(eval_help, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--json")) {
+            as_json = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "melodist eval: %s needs a value\n%s", a, eval_help);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "-m"))
+            dir = v;
+        else if (!strcmp(a, "--data"))
+            data_path = v;
+        else if (!strcmp(a, "--train"))
+            train_path = v;
+        else if (!strcmp(a, "--sft"))
+            sft_path = v;
+        else if (!strcmp(a, "--limit"))
+            limit = atol(v);
+        else if (!strcmp(a, "--n-gen"))
+            n_gen = atoi(v);
+        else if (!strcmp(a, "--n-analysis"))
+            n_analysis = atoi(v);
+        else if (!strcmp(a, "--ngram-order") && atoi(v) >= 1 && atoi(v) <= 8)
+            r.order = atoi(v);
+        else if (!strcmp(a, "--seed"))
+            seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--threads") && atoi(v) > 0)
+            nn_set_threads(atoi(v));
+        else {
+            fprintf(stderr, "melodist eval: unknown option or bad value: %s %s\n%s", a, v, eval_help);
+            return 2;
+        }
+    }
+    if (!data_path) {
+        fprintf(stderr, "melodist eval: give the held-out tunes with --data FILE.abc\n%s", eval_help);
+        return 2;
+    }
+    struct eval_ctx e = {.seed = seed};
+    struct docs data = {0}, train = {0};
+    int rc = 1;
+    if (docs_read(data_path, &data) || (train_path && docs_read(train_path, &train)))
+        goto done;
+    if (!data.n) {
+        fprintf(stderr, "melodist eval: %s holds no tunes\n", data_path);
+        goto done;
+    }
+    if (compose_load("eval", dir, &e.cm))
+        goto done;
+    e.ctx_len = e.cm.model->config.max_position_embeddings > 0 ? e.cm.model->config.max_position_embeddings : 2048;
+    e.state = model_state_new(e.cm.model, e.ctx_len, 64);
+    if (!e.state)
+        goto oom;
+    if (train.n) {
+        e.ngram = eval_ngram_new(r.order, e.cm.model->config.vocab_size);
+        e.novelty = eval_novelty_new(16);
+        if (!e.ngram || !e.novelty)
+            goto oom;
+        tok_ids ids = {0};
+        for (size_t i = 0; i < train.n; i++) {
+            if (tokenize_doc(e.cm.tok, train.v[i], &ids) || eval_ngram_add(e.ngram, ids.v, ids.n) ||
+                eval_novelty_add(e.novelty, train.v[i], strlen(train.v[i]))) {
+                tok_ids_free(&ids);
+                goto oom;
+            }
+        }
+        tok_ids_free(&ids);
+        eval_novelty_seal(e.novelty);
+        r.have_ngram = 1;
+        fprintf(stderr, "melodist eval: %d-gram baseline and copy index built from %zu training tunes\n", r.order,
+                train.n);
+    }
+    if (measure_bits(&e, &data, limit, &r.bits))
+        goto done;
+    generation(&e, &data, n_gen, &r.con, &r.fre, r.held_pc, r.held_iv, &r.used);
+    free_samples(&e, n_gen, &r.unc, &r.ngr);
+    if (sft_path && analysis(&e, sft_path, n_analysis, r.acc))
+        goto done;
+    if (as_json)
+        json(&r, e.cm.dir, data_path);
+    else
+        markdown(&r);
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "melodist eval: out of memory\n");
+done:
+    eval_ngram_free(e.ngram);
+    eval_novelty_free(e.novelty);
+    model_state_free(e.state);
+    compose_unload(&e.cm);
+    docs_free(&data);
+    docs_free(&train);
+    return rc;
+}
