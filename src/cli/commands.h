@@ -18,6 +18,7 @@ int cmd_compose(int argc, char **argv);
 int cmd_continue(int argc, char **argv);
 int cmd_harmonize(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"compose", cmd_compose, "compose a tune with the shipped Melodist model (key, meter, type, bars, chords, ...)"},
     {"continue", cmd_continue, "continue a tune by N bars with the Melodist model"},
     {"harmonize", cmd_harmonize, "add chord symbols to a melody with the Melodist model"},
+    {"eval", cmd_eval, "evaluate a Melodist model on held-out tunes against an n-gram baseline"},
     {"analyze", cmd_analyze, "answer questions about a tune (computed by the ABC engine where it can)"},
     {"data", cmd_data, "build the pre-training corpus and SFT datasets from ABC collections"},
     {"train", cmd_train, "train an InternLM2-architecture model (from scratch or continued)"},
