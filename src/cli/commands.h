@@ -23,6 +23,7 @@ int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* Merges the PEFT adapter in dir into m (src/cli/finetune.c); *owned is freed after the model. */
 struct model;
 int cli_merge_adapter(struct model *m, const char *dir, void **owned, char *err, size_t errlen);

@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"train", cmd_train, "train an InternLM2-architecture model (from scratch or continued)"},
     {"finetune", cmd_finetune, "LoRA / QLoRA supervised fine-tuning of an InternLM2 checkpoint"},
     {"merge", cmd_merge, "merge a LoRA adapter into its base checkpoint"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server and web page (chat, scores rendered and played)"},
 };
 
 static void usage(FILE *out)
