@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The web page in a headless browser (Debian chromium): served by `melodist serve`, its canned answer (/?demo)
+is drawn as a score by abcjs (an SVG labelled with the tune's title, one element per note) and checked valid by
+/v1/abc/check; without web/node_modules the page still loads, says to run `npm ci` and shows the ABC as text.
+
+usage: page_test.py MELODIST CHAT_TOOL SOURCE_DIR WORK_DIR
+Exit 77 (skip) without chromium, without abcjs in web/node_modules (npm ci --prefix web), or without
+spm_train/sentencepiece (the tiny model's tokenizer).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+melodist, tool, source, work = sys.argv[1:5]
+chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+web = os.path.join(source, "web")
+if not chromium:
+    print("SKIP: chromium not found (apt-get install chromium)")
+    sys.exit(77)
+if not os.path.exists(os.path.join(web, "node_modules", "abcjs", "dist", "abcjs-basic-min.js")):
+    print("SKIP: abcjs is not installed (npm ci --prefix web)")
+    sys.exit(77)
+if not shutil.which("spm_train"):
+    print("SKIP: spm_train not found (apt-get install sentencepiece)")
+    sys.exit(77)
+try:
+    import sentencepiece
+except ImportError:
+    print("SKIP: python3 sentencepiece is not installed")
+    sys.exit(77)
+
+os.makedirs(work, exist_ok=True)
+model = os.path.join(work, "model")
+subprocess.run(["bash", os.path.join(source, "scripts", "train-tokenizer.sh"), "-i",
+                os.path.join(source, "tests", "tokenizer", "data", "mixed.txt"), "-o", model, "-v", "1000",
+                "--threads", "2"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "tokenizer.model"))
+subprocess.run([tool, "mkmodel", model, str(sp.get_piece_size())], check=True)
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def page_dom(web_dir):
+    """The DOM of /?demo after the page's scripts ran, served from web_dir."""
+    proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--quiet", "--web", web_dir],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        port = re.search(r"127\.0\.0\.1:(\d+)/", proc.stderr.readline()).group(1)
+        with tempfile.TemporaryDirectory() as profile:
+            r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                "--user-data-dir=" + profile, "--virtual-time-budget=8000", "--dump-dom",
+                                "http://127.0.0.1:%s/?demo" % port], capture_output=True, text=True, timeout=120)
+        return r.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+dom = page_dom(web)
+svg = re.search(r'<svg[^>]*aria-label="Sheet Music for &quot;Demo Jig&quot;"', dom)
+notes = len(re.findall(r'class="[^"]*abcjs-note', dom))
+check(svg is not None, "no score SVG for the canned tune in the page")
+check(notes >= 30, "expected the canned tune's notes drawn, found %d" % notes)  # it has 44 notes
+check(re.search(r'class="badge ok">valid ABC<', dom), "the tune is not marked valid by /v1/abc/check")
+check("Enjoy playing it!" in dom and "Here is a jig" in dom, "the text around the tune is missing")
+print("page: the canned tune drawn by abcjs (%d notes), marked valid ABC" % notes)
+
+with tempfile.TemporaryDirectory() as bare:
+    for name in ("index.html", "app.js"):
+        shutil.copy(os.path.join(web, name), bare)
+    dom = page_dom(bare)
+check("npm ci" in dom and "<svg" not in dom, "without abcjs the page must say to run npm ci")
+check(re.search(r"<pre>X:1\nT:Demo Jig", dom), "without abcjs the tune must be shown as ABC text")
+print("page without abcjs: loads, says to run npm ci, shows the ABC text")
+
+if failures:
+    print("%d failure(s)" % failures)
+    sys.exit(1)
+print("ok")
