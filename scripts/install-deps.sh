@@ -4,9 +4,9 @@
 #   scripts/install-deps.sh --test   plus the oracles and tools the test suite uses
 set -euo pipefail
 
-runtime=(build-essential cmake pkg-config libfluidsynth-dev fluid-soundfont-gm abcmidi abcm2ps)
+runtime=(build-essential cmake pkg-config libfluidsynth-dev fluid-soundfont-gm abcmidi abcm2ps nodejs)
 testing=(clang libclang-rt-14-dev sentencepiece python3-sentencepiece python3-numpy python3-torch
-         libopenblas0-pthread libopenmpi-dev openmpi-bin)
+         libopenblas0-pthread libopenmpi-dev openmpi-bin chromium)
 
 packages=("${runtime[@]}")
 if [[ "${1:-}" == "--test" ]]; then
