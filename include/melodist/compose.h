@@ -9,7 +9,9 @@
  *     must parse. Chord symbols from --chords are written at the start of each bar, a motif opens the first bar.
  *   - The body is sampled bar by bar. When a bar line closes a bar, the tune so far is checked by the ABC
  *     validator; a bar that breaks a rule (length against the meter, syntax) is taken back (the KV cache is
- *     rewound) and sampled again, at most `bar_retries` times, then the tune ends at the last good bar.
+ *     rewound) and sampled again, at most `bar_retries` times; then the composer writes the bar itself (the
+ *     previous bar again, or the tonic held for a bar) and goes on sampling, or, when neither fits, the tune ends
+ *     at the last good bar.
  *     With a bar count, the end of the reply is refused until that many bars are written, and the tune is closed
  *     with a final bar line as soon as they are.
  *   - The finished tune is validated once more; failing that, the whole tune is sampled again with the next seed
@@ -62,6 +64,7 @@ struct compose_result {
     int bars;             /* written bars of music */
     int valid;            /* 1: the ABC validator found no error */
     int bars_resampled;   /* bars taken back and sampled again */
+    int bars_repaired;    /* bars written by the composer after bar_retries failed samples (see compose()) */
     int tunes_resampled;  /* whole tunes sampled again */
     int truncated;        /* 1: ended early (bar retries exhausted, token limit, context full) */
     int n_tokens;         /* reply tokens sampled, the rejected ones included */

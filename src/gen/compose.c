@@ -373,6 +373,8 @@ static int load_prefix(const char *abc, struct plan *p, char *err, size_t errlen
         p->have_meter = tune_field(f, 'M', p->meter, sizeof p->meter);
     if (!p->have_unit)
         p->have_unit = tune_field(f, 'L', p->unit, sizeof p->unit);
+    if (!p->have_key)
+        p->have_key = tune_field(f, 'K', p->key, sizeof p->key);
     if (sb_add(&p->prefix, t->text, len) || sb_puts(&p->prefix, ""))
         goto done;
     rc = 0;
@@ -936,7 +938,7 @@ struct run {
     const struct compose_request *r;
     const struct plan *p;
     struct compose_result *res;
-    char meter[16], unit[16];
+    char meter[16], unit[16], key[32];
     char *err;
     size_t errlen;
 };
@@ -972,6 +974,69 @@ static int field_line(const char *s, size_t from)
     return 0;
 }
 
+/* Forces `text` when the tune with it (and a rest bar after it) passes the validator; 1 if so, 0 if not. */
+static int try_bar(struct run *u, const char *text, const char *rest, struct check *ck)
+{
+    struct composer *c = u->c;
+    struct sbuf cand = {0};
+    int rc = -1;
+    if (!sb_add(&cand, c->text.s, c->text.len) && !sb_printf(&cand, "%s\n%s\n", text, rest) &&
+        !check_tune(cand.s, cand.len, 0, ck))
+        rc = ck->errors ? 0 : force(c, text, u->err, u->errlen) ? -1 : 1;
+    else
+        snprintf(u->err, u->errlen, "out of memory");
+    free(cand.s);
+    return rc;
+}
+
+/* A bar written instead of sampled when no sample fits: the last accepted bar (text[prev..good)) again without
+ * its chord symbols, else the tonic held for the whole bar. 1 when one was written, 0 when neither fits. */
+static int repair_bar(struct run *u, size_t prev, size_t good, const char *rest, struct check *ck)
+{
+    struct composer *c = u->c;
+    /* the token that closed the last good bar may have begun this one: back to a token boundary at or before
+     * the bar line, then the rest of the bar line written again */
+    int k = c->n_ids;
+    while (k > c->n_prompt + 1 && c->text_end[k - 1] > good)
+        k--;
+    if (k < c->n_ids) {
+        char *tail = strndup(c->text.s + c->text_end[k - 1], good - c->text_end[k - 1]);
+        int rc = !tail || rewind_to(c, k, u->err, u->errlen) || force(c, tail, u->err, u->errlen);
+        free(tail);
+        if (rc)
+            return -1;
+    }
+    char bar[512];
+    size_t n = 0;
+    int quote = 0;
+    for (size_t i = prev; i < good && n + 1 < sizeof bar; i++) {
+        char ch = c->text.s[i];
+        if (ch == '"')
+            quote = !quote;
+        else if (!quote && ch != '\n')
+            bar[n++] = ch;
+    }
+    bar[n] = 0;
+    size_t lead = strspn(bar, " |:");
+    if (bar[lead]) {
+        int r = try_bar(u, bar + lead, rest, ck);
+        if (r)
+            return r;
+    }
+    abc_key key;
+    abc_meter meter;
+    abc_frac unit;
+    char e[64];
+    if (!abc_parse_key(u->key, &key, e, sizeof e) || key.none || !abc_parse_meter(u->meter, &meter, e, sizeof e) ||
+        !abc_parse_unit(u->unit, &unit, e, sizeof e))
+        return 0;
+    abc_frac len = abc_frac_div(abc_meter_bar_length(meter), unit);
+    if (len.den != 1 || len.num < 1)
+        return 0;
+    snprintf(bar, sizeof bar, "%c%lld|", key.tonic_letter, (long long)len.num);
+    return try_bar(u, bar, rest, ck);
+}
+
 /* Samples bars after the header (and prefix) until the target count or the model's end of the reply. */
 static int body(struct run *u)
 {
@@ -986,7 +1051,7 @@ static int body(struct run *u)
         return -1;
     int bars = ck.bars;
     int target = u->p->bars ? (r->task == COMPOSE_CONTINUE ? bars + u->p->bars : u->p->bars) : 0;
-    size_t seg = c->text.len, good = c->text.len;
+    size_t seg = c->text.len, good = c->text.len, prev = c->text.len;
     int opened = -1, ended = 0;
     struct sbuf cand = {0};
     while (!ended && (!target || bars < target)) {
@@ -1020,18 +1085,30 @@ static int body(struct run *u)
                     goto oom;
                 if (!ck.errors) {
                     bars = ck.bars - 1; /* less the rest bar */
+                    prev = good;
                     seg = good = cut;
                     break;
                 }
             }
             u->res->bars_resampled++;
-            if (++tries > retries) {
-                u->res->truncated = 1;
-                ended = 1;
-                break;
-            }
             if (rewind_to(c, mark, u->err, u->errlen))
                 goto fail;
+            if (++tries > retries) {
+                /* no sampled bar fits: a written one does (the previous bar again, or the tonic held) */
+                int r = repair_bar(u, prev, good, rest, &ck);
+                if (r < 0)
+                    goto fail;
+                if (!r) {
+                    u->res->truncated = 1;
+                    ended = 1;
+                    break;
+                }
+                u->res->bars_repaired++;
+                bars = ck.bars - 1;
+                prev = good;
+                seg = good = c->text.len;
+                break;
+            }
         }
     }
     /* The model's last bar may stay when it ends the tune cleanly (a last bar may be short); else cut at the
@@ -1191,10 +1268,11 @@ static int header(struct run *u)
         return -1;
     }
     if (p->have_key) {
+        snprintf(u->key, sizeof u->key, "%s", p->key);
         snprintf(line, sizeof line, "K:%s\n", p->key);
         return force(c, line, u->err, u->errlen);
     }
-    return sample_field(c, "K:", valid_key, "C", value, sizeof value, u->err, u->errlen);
+    return sample_field(c, "K:", valid_key, "C", u->key, sizeof u->key, u->err, u->errlen);
 }
 
 static int attempt(struct run *u, const tok_ids *prompt, uint64_t seed)
@@ -1269,10 +1347,12 @@ int compose(struct composer *c, const struct compose_request *req, compose_text_
     struct run u = {.c = c, .r = req, .p = &p, .res = res, .err = err, .errlen = errlen};
     snprintf(u.meter, sizeof u.meter, "%s", p.meter);
     snprintf(u.unit, sizeof u.unit, "%s", p.unit);
+    snprintf(u.key, sizeof u.key, "%s", p.key);
     int tries = req->tune_retries > 0 ? req->tune_retries : 3;
     for (int t = 0;; t++) {
         int keep_resampled = res->bars_resampled;
         res->truncated = 0;
+        res->bars_repaired = 0;
         if (attempt(&u, &ids, req->seed + (uint64_t)t))
             goto done;
         res->bars_resampled = keep_resampled;

@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""The shipped model through the composer commands.
+
+usage: composer_test.py MELODIST SOURCE_DIR OUT_DIR
+Model: SOURCE_DIR/models/melodist-mini (MELODIST_TEST_MODEL overrides); exit 77 when it is absent.
+Independent oracles: abc2midi (abcmidi) reads every composed tune without errors, mftext reads the MIDI file,
+SentencePiece (Python) encodes the chat template the way the prompt must be encoded."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+melodist, source, out = sys.argv[1], sys.argv[2], sys.argv[3]
+model = os.environ.get("MELODIST_TEST_MODEL", os.path.join(source, "models", "melodist-mini"))
+if not os.path.exists(os.path.join(model, "config.json")):
+    print(f"SKIP: no model at {model}")
+    sys.exit(77)
+os.makedirs(out, exist_ok=True)
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def run(*args, stdin=None):
+    p = subprocess.run([melodist, *args], input=stdin, capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def abc2midi_errors(path):
+    """abc2midi's complaints about a tune: errors, and warnings about bar lengths."""
+    if not shutil.which("abc2midi"):
+        return []
+    p = subprocess.run(["abc2midi", path, "-o", os.path.join(out, "oracle.mid")], capture_output=True, text=True)
+    lines = (p.stdout + p.stderr).splitlines()
+    return [l for l in lines if l.startswith("Error") or ("Warning" in l and "bar" in l.lower() and "units" in l)]
+
+
+def field(abc, key):
+    m = re.search(rf"^{key}:(.*)$", abc, re.M)
+    return m.group(1).strip() if m else None
+
+
+def bars_of(path):
+    rc, so, _ = run("abc", "info", "--json", path)
+    info = json.loads(so)
+    tune = info["tunes"][0] if "tunes" in info else info[0]
+    return tune["bars_written"]
+
+
+# The model loads, and is small enough for git.
+size = sum(os.path.getsize(os.path.join(model, f)) for f in os.listdir(model))
+rc, so, se = run("info", "-m", model)
+check(rc == 0, f"melodist info loads the model ({size / 1e6:.1f} MB)")
+check(size < 40e6, "the model directory is under 40 MB")
+
+# A fixed seed composes a valid tune with the controls asked for, the same tune every time.
+args = ["compose", "-m", model, "--seed", "7", "--type", "jig", "--key", "D", "--bars", "8"]
+rc, tune, se = run(*args)
+path = os.path.join(out, "jig.abc")
+with open(path, "w") as f:
+    f.write(tune)
+check(rc == 0 and tune.count("X:") == 1, f"compose prints one tune (rc {rc}: {se.strip()[:200]})")
+check(field(tune, "K") == "D" and field(tune, "M") == "6/8" and field(tune, "R") == "Jig", "key, meter and type kept")
+check(run("abc", "check", path)[0] == 0, "melodist abc check accepts the tune")
+errs = abc2midi_errors(path)
+check(not errs, f"abc2midi reads it without errors or bar warnings {errs[:3]}")
+check(bars_of(path) == 8, f"8 bars (got {bars_of(path)})")
+check(run(*args)[1] == tune, "the same seed gives the same tune")
+
+# Files: MIDI (read by mftext), WAV, ABC, SVG when abcm2ps is there.
+files = {k: os.path.join(out, "t." + k) for k in ("abc", "mid", "wav", "svg")}
+extra = ["-o", files["abc"], "--midi", files["mid"], "--wav", files["wav"]]
+if shutil.which("abcm2ps"):
+    extra += ["--svg", files["svg"]]
+rc, so, se = run("compose", "-m", model, "--seed", "3", "--meter", "3/4", "--bars", "4", "a gentle waltz", *extra)
+check(rc == 0 and open(files["abc"]).read() == so, "-o writes the printed tune")
+check(open(files["mid"], "rb").read(4) == b"MThd", "--midi writes a MIDI file")
+if shutil.which("mftext"):
+    p = subprocess.run(["mftext", files["mid"]], capture_output=True, text=True)
+    check(p.returncode == 0 and "Note on" in p.stdout, "mftext reads notes from it")
+check(open(files["wav"], "rb").read(4) == b"RIFF", "--wav writes a WAV file")
+if shutil.which("abcm2ps"):
+    check(b"<svg" in open(files["svg"], "rb").read(), "--svg draws the score")
+
+# Continue: the given tune is kept and 4 bars are added; harmonize keeps every note.
+given = os.path.join(source, "tests", "composer", "data", "opening.abc")
+text = open(given).read().rstrip()
+rc, so, se = run("continue", given, "--bars", "4", "-m", model, "--seed", "5")
+cont = os.path.join(out, "cont.abc")
+open(cont, "w").write(so)
+check(rc == 0 and so.startswith(text.rstrip("]").rstrip("|")), "continue keeps the given bars")
+check(bars_of(cont) == bars_of(given) + 4, f"continue adds 4 bars ({bars_of(given)} -> {bars_of(cont)})")
+rc, so, se = run("harmonize", given, "-m", model, "--seed", "5")
+strip = lambda s: re.sub(r'"[^"^_<>@][^"]*"', "", s).rstrip()
+check(rc == 0 and strip(so) == strip(text) and so.count('"') >= 2, "harmonize adds chords and keeps the melody")
+
+# Analysis answers computed by the engine.
+rc, so, se = run("analyze", given, "How many bars does it have?")
+check(rc == 0 and f"{bars_of(given)} bars" in so, f"analyze counts bars: {so.strip()}")
+rc, so, se = run("analyze", given, "这首曲子是什么调？")
+check(rc == 0 and "K:G" in so, f"analyze reads the key: {so.strip()}")
+
+# The chat template: the prompt melodist chat builds for the shipped model is SentencePiece's encoding of the
+# InternLM2 template, and the model replies.
+try:
+    import sentencepiece as spm
+except ImportError:
+    spm = None
+if spm:
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(model, "tokenizer.model"))
+    header = open(os.path.join(source, "include", "melodist", "persona.h"), encoding="utf-8").read()
+    zh = header[header.index("MELODIST_PERSONA_ZH"):header.index("MELODIST_PERSONA_EN")]
+    persona = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', zh))
+    ims, ime = sp.piece_to_id("<|im_start|>"), sp.piece_to_id("<|im_end|>")
+    nl = sp.encode("\n")
+    want = [sp.bos_id(), ims] + sp.encode("system\n" + persona) + [ime] + nl + [ims] + sp.encode("user\n你是谁？") + \
+        [ime] + nl + [ims] + sp.encode("assistant\n")
+    p = subprocess.run([melodist, "chat", "-m", model, "--print-prompt", "--temperature", "0", "--max-tokens", "80"],
+                       input="你是谁？\n", capture_output=True, text=True, timeout=300)
+    got = [int(x) for x in re.search(r"prompt: ([\d ]+)", p.stderr).group(1).split()]
+    check(got == want, "the chat prompt is the InternLM2 template, token for token")
+    check(p.returncode == 0 and p.stdout.strip() != "", "the model answers in the chat")
+
+# Bad input: clear errors, no crash.
+for args, code, words in [
+    (["compose", "-m", model, "--key", "H"], 1, "--key"),
+    (["compose", "-m", model, "--chords", "G Q7 D"], 1, "--chords"),
+    (["compose", "-m", model, "--form", "aabb"], 1, "--form"),
+    (["compose", "-m", model, "--bars", "0"], 2, "--bars"),
+    (["compose", "-m", model, "--frobnicate", "1"], 2, "--frobnicate"),
+    (["compose", "-m", os.path.join(out, "no-such-model")], 1, "cannot load"),
+    (["continue", "-m", model, os.path.join(out, "no-such.abc")], 1, "no-such.abc"),
+]:
+    rc, so, se = run(*args)
+    check(rc == code and words in se and so == "", f"{' '.join(args[2:] if args[1] == '-m' else args)}: exit {rc}, "
+          f"says '{se.strip()[:120]}'")
+empty = os.path.join(out, "empty.abc")
+open(empty, "w").write("just words\n")
+rc, so, se = run("harmonize", empty, "-m", model)
+check(rc == 1 and "no tune" in se, f"harmonize without a tune: {se.strip()[:120]}")
+
+# melodist eval on two hand-made tunes: the JSON has the fixed fields, and a training copy is flagged.
+heldout = os.path.join(source, "tests", "composer", "data", "heldout.abc")
+rc, so, se = run("eval", "-m", model, "--data", heldout, "--train", heldout, "--json", "--n-gen", "1",
+                 "--n-analysis", "0")
+report = json.loads(so) if rc == 0 else {}
+check(rc == 0 and report.get("bits_per_char", 0) > 0 and 0 <= report.get("validity", -1) <= 1 and
+      0 <= report.get("bar_correct", -1) <= 1, f"eval --json reports bits_per_char, validity, bar_correct ({se[-200:]})")
+check(report.get("ngram", {}).get("bits_per_char", 0) > 0, "eval builds the n-gram baseline")
+
+print(f"{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
