@@ -72,7 +72,8 @@ def hf_encode(msgs):
 
 
 def start(*extra):
-    proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--threads", "1"] + list(extra),
+    proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--threads", "1", "--web",
+                             os.path.join(source, "web")] + list(extra),
                             stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
