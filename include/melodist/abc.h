@@ -140,6 +140,7 @@ typedef struct abc_bar_line {
     abc_bar_style style;
     uint8_t repeat_end;      /* number of ':' before the bar (:| = 1, ::| = 2, :: = 1) */
     uint8_t repeat_start;    /* number of ':' after the bar (|: = 1, :: = 1) */
+    bool compact;            /* written '::' (no bar between the colons) */
 } abc_bar_line;
 
 typedef struct abc_ending {

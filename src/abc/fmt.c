@@ -55,17 +55,24 @@ static void put_note(abc_buf *b, const abc_note *n)
         abc_buf_putc(b, '-');
 }
 
+/* Repeat signs in the spellings every reader knows (:| |: :|] and, for a double repeat, :: as written or
+ * :||: for :|: and :||: -- abc2midi misreads :|: before endings, and reads :: and :||: differently after
+ * an ending); other bar styles as written. */
 static void put_bar(abc_buf *b, const abc_bar_line *bar)
 {
     static const char *body[] = {"|", "||", "|]", "[|", "]", ".|", "[|]"};
-    if (bar->style == ABC_BAR_SINGLE && bar->repeat_end && bar->repeat_start) {
-        for (int k = 0; k < bar->repeat_end + bar->repeat_start; k++)
-            abc_buf_putc(b, ':');
-        return;
-    }
     for (int k = 0; k < bar->repeat_end; k++)
         abc_buf_putc(b, ':');
-    abc_buf_puts(b, body[bar->style]);
+    if (bar->repeat_end && bar->repeat_start) {
+        if (!bar->compact)
+            abc_buf_puts(b, "||");
+    } else if (bar->repeat_end) {
+        abc_buf_puts(b, bar->style == ABC_BAR_THIN_THICK ? "|]" : "|");
+    } else if (bar->repeat_start) {
+        abc_buf_putc(b, '|');
+    } else {
+        abc_buf_puts(b, body[bar->style]);
+    }
     for (int k = 0; k < bar->repeat_start; k++)
         abc_buf_putc(b, ':');
 }
@@ -96,6 +103,17 @@ static bool last_music(const abc_tune *t, size_t i)
             return false;
     }
     return true;
+}
+
+/* The next music after element i is an ending ([2): it stays on the line of its bar (abc2midi needs that). */
+static bool ending_next(const abc_tune *t, size_t i)
+{
+    for (size_t k = i + 1; k < t->n_body; k++) {
+        const abc_element *e = &t->body[k];
+        if (e->kind != ABC_EL_SPACE && e->kind != ABC_EL_EOL)
+            return e->kind == ABC_EL_ENDING;
+    }
+    return false;
 }
 
 static bool hard_break(const abc_element *e)
@@ -258,7 +276,8 @@ static void put_body(printer *p, const abc_tune *t)
             if (e->kind == ABC_EL_FIELD && e->u.field.key == 'M')
                 p->compound = is_compound(e->u.field.value);
             put_music(p, e);
-            if (e->kind == ABC_EL_BAR && p->bars_on_line >= BARS_PER_LINE && !last_music(t, i)) {
+            if (e->kind == ABC_EL_BAR && p->bars_on_line >= BARS_PER_LINE && !last_music(t, i) &&
+                !ending_next(t, i)) {
                 if (lyrics[i])
                     abc_buf_putc(p->b, '\\');
                 newline(p);

@@ -347,6 +347,7 @@ static size_t parse_bar(parser *p, size_t i, size_t end)
         e->u.bar.style = style;
         e->u.bar.repeat_end = (uint8_t)(c1 > 9 ? 9 : c1);
         e->u.bar.repeat_start = (uint8_t)(c2 > 9 ? 9 : c2);
+        e->u.bar.compact = body_len == 0;
     }
     if (i < end && isdigit((unsigned char)p->s[i]))
         i = parse_ending(p, i, i, end, true);

@@ -111,7 +111,7 @@ def check_file(args):
                 fh.write(line + "\n")
                 if line.startswith("X:"):
                     fh.write("%%MIDI chordattack 0\n")
-                    added.append(i)
+                    added.append(i + len(added) + 1)  # line number of the added line in the copy
         res = subprocess.run(["abc2midi", copy] + ABC2MIDI_FLAGS, cwd=work, capture_output=True, text=True,
                              errors="replace")
         rejected = set()
@@ -174,6 +174,10 @@ def main():
     pct = 100.0 * len(equal) / max(1, len(compared))
     print("tunes: %d, rejected by abc2midi: %d, compared: %d, equal: %d (%.2f%%), differ: %d (unlisted %d)"
           % (len(results), len(results) - len(compared), len(compared), len(equal), pct, len(differ), len(unlisted)))
+    fixed = sorted(set(known) - {(os.path.basename(r[0]), r[1]) for r in differ}
+                   & {(os.path.basename(r[0]), r[1]) for r in compared})
+    if fixed:
+        print("listed as different but now equal: %s" % " ".join("%s:%d" % k for k in fixed))
     for path, x, _, why in unlisted[:40]:
         print("UNLISTED %s X:%d %s" % (os.path.basename(path), x, why))
     if os.environ.get("ORACLE_WRITE_DIFFS"):
