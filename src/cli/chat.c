@@ -58,8 +58,8 @@ static void print_prompt(const struct chat_session *s, const mt_tokenizer *tok, 
     int k = 0;
     if (system && *system)
         msgs[k++] = (struct chat_message){CHAT_SYSTEM, system, strlen(system)};
-    memcpy(msgs + k, turns, (size_t)n * sizeof *msgs);
-    k += n;
+    for (int i = 0; i < n; i++)
+        msgs[k++] = turns[i];
     msgs[k++] = (struct chat_message){CHAT_USER, line, strlen(line)};
     tok_ids ids = {0};
     int dropped;

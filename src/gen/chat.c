@@ -189,7 +189,10 @@ struct chat_stop *chat_stop_new(const char *const *stops, int n)
         return NULL;
     s->stops = calloc((size_t)n + 1, sizeof *s->stops);
     s->lens = calloc((size_t)n + 1, sizeof *s->lens);
-    if (!s->stops || !s->lens) {
+    s->cap = 256;
+    s->held = malloc(s->cap);
+    s->out = malloc(s->cap);
+    if (!s->stops || !s->lens || !s->held || !s->out) {
         chat_stop_free(s);
         return NULL;
     }

@@ -56,7 +56,7 @@ struct buf {
 
 static void put(struct buf *b, const void *data, size_t n)
 {
-    if (b->oom)
+    if (b->oom || !n)
         return;
     if (b->n + n > b->cap) {
         size_t cap = 2 * (b->n + n) + 4096;

@@ -9,8 +9,9 @@ shapes and formats are converted; for each file:
   - llama.cpp's own tokenizer, built from the GGUF vocabulary, tokenizes Chinese, ABC, emoji and chat-markup
     text exactly as SentencePiece does.
 
-node-llama-cpp: LLAMA_CPP=DIR holding node_modules/node-llama-cpp, else `npm ci --offline` of this directory's
-package.json/package-lock.json into WORK_DIR/npm (from the npm cache; exit 77 when that is not possible).
+node-llama-cpp (3.21.1: the newest whose lock file `npm ci` accepts, every platform package being published):
+LLAMA_CPP=DIR holding node_modules/node-llama-cpp, else `npm ci` of this directory's package.json and
+package-lock.json into WORK_DIR/npm (about 730 MB, once per build directory); exit 77 when that is not possible.
 usage: gguf_check.py MELODIST GGUF_TOOL SOURCE_DIR WORK_DIR
 """
 import os
@@ -47,10 +48,12 @@ def find_llama():
     os.makedirs(npm, exist_ok=True)
     for f in ("package.json", "package-lock.json"):
         shutil.copy(os.path.join(here, f), npm)
-    r = subprocess.run(["npm", "ci", "--offline", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=npm,
-                       capture_output=True, text=True)
+    # --ignore-scripts: the prebuilt binaries come as optional packages; node-llama-cpp's postinstall would
+    # only try to download or build llama.cpp.
+    r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=npm, capture_output=True,
+                       text=True)
     if r.returncode:
-        return None, "npm ci --offline failed (node-llama-cpp not in the npm cache?): " + r.stderr[-400:]
+        return None, "npm ci of tests/gguf/package.json failed (no npm registry or cache?): " + r.stderr[-400:]
     return npm, None
 
 
