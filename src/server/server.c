@@ -263,6 +263,11 @@ static void refuse_busy(int fd)
                      "Connection: close\r\nContent-Length: %zu\r\n\r\n%s", sizeof body - 1, body);
     ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)sent; /* best effort: the connection is refused either way */
+    /* Closing with the request unread would reset the connection, and the answer with it; read what has come. */
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+        ;
     close(fd);
 }
 

@@ -304,6 +304,24 @@ with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
 status, again = request("/v1/completions", comp_req)
 check(status == 200 and again["choices"][0]["text"] == text, "after a client left mid-stream: %r" % again)
 check(proc.poll() is None, "the server died")
+
+# More open connections than the server takes (64): the surplus get 503 at once (without sending a request),
+# and the server recovers when they close.
+idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(72)]
+time.sleep(0.5)
+answers = []
+for s in idle:
+    s.setblocking(False)
+    try:
+        answers.append(s.recv(4096).decode())
+    except BlockingIOError:
+        answers.append(None)  # taken: waits for its request
+    s.close()
+refused = [a for a in answers if a is not None]
+check(len(refused) >= 72 - 64 and all(a.startswith("HTTP/1.1 503") and "server_busy" in a for a in refused),
+      "connection limit: %d of 72 refused: %r" % (len(refused), refused[:1]))
+time.sleep(0.3)
+check(request("/v1/models")[0] == 200, "no recovery after the connection limit")
 print("concurrency: 8 parallel clients got the sequential answers; /v1/models answered mid-stream; "
       "a client leaving mid-stream is harmless")
 
