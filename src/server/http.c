@@ -226,6 +226,7 @@ void http_request_free(struct http_request *r)
 int http_respond(struct conn *c, int status, const char *content_type, const char *body, size_t len)
 {
     char head[512];
+    c->status = status;
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n"
                      "Access-Control-Allow-Origin: *\r\nCache-Control: no-store\r\n\r\n",
@@ -281,6 +282,7 @@ int http_sse_start(struct conn *c)
                                "Cache-Control: no-cache\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n"
                                "X-Accel-Buffering: no\r\n\r\n";
     c->streaming = 1;
+    c->status = 200;
     return conn_write(c, head, sizeof head - 1);
 }
 

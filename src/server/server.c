@@ -161,8 +161,11 @@ static void route(struct conn *c, const struct http_request *r)
                                   "Access-Control-Allow-Headers: Content-Type, Authorization\r\n"
                                   "Content-Length: 0\r\n\r\n";
         conn_write(c, pre, sizeof pre - 1);
+        c->status = 204;
         return;
     }
+    if (!strcmp(r->method, "HEAD"))
+        c->keep_alive = 0; /* the answer below has a body, which HEAD must not: end the connection after it */
     int path_known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(r->path, routes[i].path))
@@ -216,6 +219,7 @@ static void serve_connection(struct conn *c)
             break;
         double t0 = now_ms();
         c->streaming = 0;
+        c->status = 0;
         if (got < 0) {
             c->keep_alive = 0; /* where the next request would begin is unknown */
             http_error(c, status, NULL, status == 413 ? "request_too_large" : NULL, "%s", msg);
@@ -227,8 +231,8 @@ static void serve_connection(struct conn *c)
         c->keep_alive = r.keep_alive;
         route(c, &r);
         if (s->o.log)
-            fprintf(s->o.log, "melodist serve: %s %s %zu bytes, %.0f ms%s\n", r.method, r.path, r.body_len,
-                    now_ms() - t0, c->failed ? " (client gone)" : "");
+            fprintf(s->o.log, "melodist serve: %s %s %d%s, %zu bytes in, %.0f ms%s\n", r.method, r.path, c->status,
+                    c->streaming ? " (stream)" : "", r.body_len, now_ms() - t0, c->failed ? ", client gone" : "");
         http_request_free(&r);
         if (!c->keep_alive || c->streaming || c->failed)
             break;

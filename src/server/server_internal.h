@@ -41,6 +41,7 @@ struct conn {
     int failed; /* a write failed: the client is gone */
     int streaming;  /* an SSE stream has begun: errors go into it */
     int keep_alive; /* of the current response */
+    int status;     /* of the current response, for the log */
 };
 
 struct http_request {
