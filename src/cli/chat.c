@@ -17,6 +17,7 @@ static void usage(FILE *out)
             "usage: melodist chat -m MODEL_DIR [options]\n"
             "  -m MODEL_DIR            config.json + safetensors (+ tokenizer.model, or give --tokenizer)\n"
             "  --tokenizer PATH        tokenizer.model to use instead of MODEL_DIR/tokenizer.model\n"
+            "  --adapter DIR           a PEFT LoRA adapter (melodist finetune's DIR/adapter), merged at load time\n"
             "  --system TEXT           system prompt (default: the Melodist composer persona)\n"
             "  --lang zh|en            language of the default persona (zh)\n"
             "  --ctx N                 context length in tokens (default: the model's, at most 4096)\n"
@@ -139,7 +140,7 @@ static int chat_loop(struct chat_session *s, const mt_tokenizer *tok, char **sys
 
 int cmd_chat(int argc, char **argv)
 {
-    const char *dir = NULL, *tok_path = NULL, *system_arg = NULL, *lang = "zh";
+    const char *dir = NULL, *tok_path = NULL, *system_arg = NULL, *lang = "zh", *adapter = NULL;
     const char *stops[MAX_STOPS];
     int n_stops = 0, threads = 0, context = 0, print_prompt_ids = 0, max_given = 0;
     struct gen_params p;
@@ -174,6 +175,8 @@ int cmd_chat(int argc, char **argv)
             dir = v;
         else if (!strcmp(a, "--tokenizer"))
             tok_path = v;
+        else if (!strcmp(a, "--adapter"))
+            adapter = v;
         else if (!strcmp(a, "--system"))
             system_arg = v;
         else if (!strcmp(a, "--lang") && (!strcmp(v, "zh") || !strcmp(v, "en")))
@@ -206,8 +209,10 @@ int cmd_chat(int argc, char **argv)
         return 1;
     }
     struct model *m = NULL;
-    if (model_load(dir, &m, err, sizeof err)) {
+    void *merged = NULL;
+    if (model_load(dir, &m, err, sizeof err) || (adapter && cli_merge_adapter(m, adapter, &merged, err, sizeof err))) {
         fprintf(stderr, "melodist chat: cannot load the model: %s\n", err);
+        model_free(m);
         tok_free(tok);
         return 1;
     }
@@ -228,6 +233,7 @@ int cmd_chat(int argc, char **argv)
     chat_session_free(s);
     free(system);
     model_free(m);
+    free(merged);
     tok_free(tok);
     return rc;
 }

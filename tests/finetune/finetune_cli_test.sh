@@ -1,7 +1,7 @@
 #!/bin/sh
 # melodist finetune end to end: a small base is pre-trained on ABC, then QLoRA SFT on the key_mode family lowers
 # that family's validation loss; the adapter is in PEFT format; kill -9 + --resume repeats the uninterrupted
-# losses step for step; merge and generate --adapter give the same greedy answer.
+# losses step for step; merge and generate/chat --adapter give the same greedy answers.
 #   finetune_cli_test.sh MELODIST SOURCE_DIR        (exit 77 without ../shared/data)
 set -eu
 melodist=$1 src=$2 shared=$2/../shared
@@ -88,3 +88,10 @@ prompt="$(printf '<|im_start|>user\n判断这首曲子的主音和调式：\nX:1
     > adapter.out 2>> gen.err || { cat gen.err; fail "generate --adapter"; }
 cmp merged.out adapter.out || fail "merged model and --adapter answer differently"
 echo "merged and --adapter greedy answers identical: $(head -c 80 merged.out | tr '\n' ' ')"
+echo '判断这首曲子的主音和调式： X:1 M:4/4 L:1/8 K:G GABc dedB|' > question.txt
+"$melodist" chat -m merged --system "" --temperature 0 --max-tokens 24 < question.txt > chat-merged.out 2>> gen.err ||
+    { cat gen.err; fail "chat merged"; }
+"$melodist" chat -m base/checkpoint-00000060 --adapter run-a/adapter --system "" --temperature 0 --max-tokens 24 \
+    < question.txt > chat-adapter.out 2>> gen.err || { cat gen.err; fail "chat --adapter"; }
+cmp chat-merged.out chat-adapter.out || fail "melodist chat: merged model and --adapter answer differently"
+echo "melodist chat: merged and --adapter answers identical"
