@@ -6,6 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 const haveAbcjs = typeof window.ABCJS !== "undefined";
+const params = new URLSearchParams(location.search); // ?ask=TEXT sends TEXT; settings by name
 const turns = []; // {role, content} of the conversation so far
 let controller = null; // aborts the running request
 let audio = null; // {ctx, stop()} of the tune playing
@@ -23,7 +24,7 @@ if (!haveAbcjs)
 fetch("/v1/models").then((r) => r.json()).then((j) => {
   const m = j.data[0];
   $("model").textContent = `${m.id} · ${(m.parameters / 1e6).toFixed(1)}M parameters · ${m.context_length}-token context`;
-  $("max_tokens").value = Math.min(1024, Math.floor(m.context_length / 2));
+  if (!params.has("max_tokens")) $("max_tokens").value = Math.min(1024, Math.floor(m.context_length / 2));
 }).catch(() => { $("model").textContent = "server not reachable"; });
 
 // ---- splitting an answer into text and ABC tunes
@@ -251,8 +252,12 @@ $("input").onkeydown = (e) => {
 $("stop").onclick = () => controller && controller.abort();
 $("clear").onclick = () => { if (controller) controller.abort(); turns.length = 0; $("log").innerHTML = ""; };
 
+for (const k of ["temperature", "max_tokens", "seed", "system"])
+  if (params.has(k)) $(k).value = params.get(k);
+if (params.has("ask")) send(params.get("ask"));
+
 // ?demo: a canned answer, to see (and test) the scores without a model.
-if (new URLSearchParams(location.search).has("demo")) {
+if (params.has("demo")) {
   addMessage("user", "Write a short jig in D major.");
   addMessage("assistant", "Here is a jig in D major, 8 bars:\n\nX:1\nT:Demo Jig\nR:jig\nM:6/8\nL:1/8\nK:D\n" +
              "|:A|dfa afd|gbg fed|ecA AGA|dfd d2:|\n|:e|fgf gfe|dcd e2A|dfa gec|d3 d2:|\n\nEnjoy playing it!");

@@ -7,12 +7,15 @@ usage: page_test.py MELODIST CHAT_TOOL SOURCE_DIR WORK_DIR
 Exit 77 (skip) without chromium, without abcjs in web/node_modules (npm ci --prefix web), or without
 spm_train/sentencepiece (the tiny model's tokenizer).
 """
+import html
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 melodist, tool, source, work = sys.argv[1:5]
 chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,17 +52,20 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def page_dom(web_dir):
-    """The DOM of /?demo after the page's scripts ran, served from web_dir."""
-    proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--quiet", "--web", web_dir],
-                            stderr=subprocess.PIPE, text=True)
+def page_dom(web_dir, query="demo", api=None):
+    """The DOM of /?query after the page's scripts ran, served from web_dir; api(port) runs before the page."""
+    proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--quiet", "--web", web_dir,
+                             "--system", "You are a composer."], stderr=subprocess.PIPE, text=True)
     try:
         port = re.search(r"127\.0\.0\.1:(\d+)/", proc.stderr.readline()).group(1)
+        if api:
+            api(port)
         with tempfile.TemporaryDirectory() as profile:
             r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                                 "--user-data-dir=" + profile, "--virtual-time-budget=8000", "--dump-dom",
-                                "http://127.0.0.1:%s/?demo" % port], capture_output=True, text=True, timeout=120)
+                                "http://127.0.0.1:%s/?%s" % (port, query)], capture_output=True, text=True,
+                               timeout=120)
         return r.stdout
     finally:
         proc.terminate()
@@ -74,6 +80,25 @@ check(notes >= 30, "expected the canned tune's notes drawn, found %d" % notes)  
 check(re.search(r'class="badge ok">valid ABC<', dom), "the tune is not marked valid by /v1/abc/check")
 check("Enjoy playing it!" in dom and "Here is a jig" in dom, "the text around the tune is missing")
 print("page: the canned tune drawn by abcjs (%d notes), marked valid ABC" % notes)
+
+# A chat from the page (?ask= sends a message; greedy): the streamed answer it shows is the API's reply.
+api_reply = []
+
+
+def ask_api(port):
+    body = json.dumps({"messages": [{"role": "user", "content": "hello"}], "temperature": 0, "max_tokens": 16})
+    req = urllib.request.Request("http://127.0.0.1:%s/v1/chat/completions" % port, data=body.encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        api_reply.append(json.load(r)["choices"][0]["message"]["content"])
+
+
+dom = page_dom(web, "ask=hello&temperature=0&max_tokens=16", ask_api)
+shown = re.search(r'<div class="msg assistant"><div class="who">Melodist</div><div class="body">'
+                  r'<div class="text">(.*?)</div></div></div>', dom, re.S)
+check(shown and html.unescape(shown.group(1)) == api_reply[0] and 'class="msg error"' not in dom,
+      "the page's answer %r differs from the API's %r" % (shown and html.unescape(shown.group(1)), api_reply))
+print("page chat: ?ask= streamed the API's greedy reply (%d chars) into the page" % len(api_reply[0]))
 
 with tempfile.TemporaryDirectory() as bare:
     for name in ("index.html", "app.js"):
