@@ -1,9 +1,6 @@
 /* melodist finetune --config FILE [--out DIR] [--resume]: LoRA / QLoRA supervised fine-tuning;
  * melodist merge -m BASE --adapter DIR --out MERGED: the base with a PEFT adapter merged in. */
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,32 +8,7 @@
 
 #include "commands.h"
 #include "melodist/finetune.h"
-
-static volatile int stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void progress(void *ctx, const struct train_progress *p)
-{
-    (void)ctx;
-    fprintf(stderr, "step %" PRId64 "/%" PRId64 "  loss %.4f  lr %.2e  grad %.3f  %.0f tok/s  ETA %.0fs", p->step,
-            p->steps, p->loss, p->lr, p->grad_norm, p->tokens_per_s, p->eta_s);
-    if (!isnan(p->valid_loss))
-        fprintf(stderr, "  valid %.4f", p->valid_loss);
-    if (p->saved)
-        fprintf(stderr, "  saved %s", p->saved);
-    fputc('\n', stderr);
-}
-
-static void message(void *ctx, const char *text)
-{
-    (void)ctx;
-    fprintf(stderr, "melodist finetune: %s\n", text);
-}
+#include "train_cli.h"
 
 static const char finetune_usage[] =
     "usage: melodist finetune --config FILE [--out DIR] [--resume]\n"
@@ -47,38 +19,7 @@ static const char finetune_usage[] =
 
 int cmd_finetune(int argc, char **argv)
 {
-    struct train_options o = {.stop = &stop_requested, .progress = progress, .message = message};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            o.config_path = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            o.out_dir = argv[++i];
-        else if (!strcmp(argv[i], "--resume"))
-            o.resume = 1;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(finetune_usage, stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "melodist finetune: unexpected argument '%s'\n%s", argv[i], finetune_usage);
-            return 2;
-        }
-    }
-    if (!o.config_path) {
-        fputs(finetune_usage, stderr);
-        return 2;
-    }
-    dist_init(&argc, &argv);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    char err[1024] = "";
-    enum train_result res = finetune_run(&o, err, sizeof err);
-    if (res == TRAIN_FAILED)
-        fprintf(stderr, "melodist finetune: %s\n", err);
-    else if (res == TRAIN_STOPPED && dist_rank() == 0)
-        fprintf(stderr, "melodist finetune: interrupted; the checkpoint above holds the state (--resume continues)\n");
-    dist_finalize();
-    return res == TRAIN_DONE ? 0 : res == TRAIN_STOPPED ? 130 : 1;
+    return cli_run_training(argc, argv, "finetune", finetune_usage, finetune_run);
 }
 
 static const char merge_usage[] =

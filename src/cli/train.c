@@ -1,4 +1,5 @@
-/* melodist train --config FILE [--out DIR] [--resume]: train an InternLM2-architecture model. */
+/* melodist train --config FILE [--out DIR] [--resume]: train an InternLM2-architecture model. The option
+ * handling, progress lines, Ctrl-C and exit codes are shared with melodist finetune (train_cli.h). */
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 
 #include "commands.h"
 #include "melodist/train.h"
+#include "train_cli.h"
 
 static volatile int stop_requested;
 
@@ -42,22 +44,25 @@ static void progress(void *ctx, const struct train_progress *p)
 
 static void message(void *ctx, const char *text)
 {
-    (void)ctx;
-    fprintf(stderr, "melodist train: %s\n", text);
+    fprintf(stderr, "melodist %s: %s\n", (const char *)ctx, text);
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: melodist train --config FILE [--out DIR] [--resume]\n"
-                 "  --config FILE  training config (JSON; see configs/tiny.json and docs/training.md)\n"
-                 "  --out DIR      run directory for checkpoints and train_log.jsonl (default: the config's)\n"
-                 "  --resume       continue from the newest checkpoint in the run directory\n"
-                 "Ctrl-C saves a checkpoint and stops. Data-parallel: mpirun -np N melodist train ...\n");
-}
+static const char train_usage[] =
+    "usage: melodist train --config FILE [--out DIR] [--resume]\n"
+    "  --config FILE  training config (JSON; see configs/tiny.json and docs/training.md)\n"
+    "  --out DIR      run directory for checkpoints and train_log.jsonl (default: the config's)\n"
+    "  --resume       continue from the newest checkpoint in the run directory\n"
+    "Ctrl-C saves a checkpoint and stops. Data-parallel: mpirun -np N melodist train ...\n";
 
 int cmd_train(int argc, char **argv)
 {
-    struct train_options o = {.stop = &stop_requested, .progress = progress, .message = message};
+    return cli_run_training(argc, argv, "train", train_usage, train_run);
+}
+
+int cli_run_training(int argc, char **argv, const char *name, const char *usage,
+                     enum train_result (*run)(const struct train_options *o, char *err, size_t errlen))
+{
+    struct train_options o = {.stop = &stop_requested, .progress = progress, .message = message, .ctx = (void *)name};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             o.config_path = argv[++i];
@@ -66,16 +71,15 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(argv[i], "--resume"))
             o.resume = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
+            fputs(usage, stdout);
             return 0;
         } else {
-            fprintf(stderr, "melodist train: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "melodist %s: unexpected argument '%s'\n%s", name, argv[i], usage);
             return 2;
         }
     }
     if (!o.config_path) {
-        usage(stderr);
+        fputs(usage, stderr);
         return 2;
     }
     dist_init(&argc, &argv);
@@ -83,11 +87,12 @@ int cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     char err[1024] = "";
-    enum train_result res = train_run(&o, err, sizeof err);
+    enum train_result res = run(&o, err, sizeof err);
     if (res == TRAIN_FAILED)
-        fprintf(stderr, "melodist train: %s\n", err);
+        fprintf(stderr, "melodist %s: %s\n", name, err);
     else if (res == TRAIN_STOPPED && dist_rank() == 0)
-        fprintf(stderr, "melodist train: interrupted; the checkpoint above holds the state (--resume continues)\n");
+        fprintf(stderr, "melodist %s: interrupted; the checkpoint above holds the state (--resume continues)\n",
+                name);
     dist_finalize();
     return res == TRAIN_DONE ? 0 : res == TRAIN_STOPPED ? 130 : 1;
 }
