@@ -13,11 +13,11 @@ test: deps-test test-plain test-asan fuzz
 
 deps:
 	./scripts/install-deps.sh
-	-npm ci --prefix web --no-audit --no-fund --loglevel=error  # abcjs for the web page (it works without)
+	-npm ci --prefix web --prefer-offline --no-audit --no-fund --loglevel=error  # abcjs for the web page (it works without)
 
 deps-test:
 	./scripts/install-deps.sh --test
-	-npm ci --prefix web --no-audit --no-fund --loglevel=error  # abcjs for the web page (it works without)
+	-npm ci --prefix web --prefer-offline --no-audit --no-fund --loglevel=error  # abcjs for the web page (it works without)
 
 build:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
