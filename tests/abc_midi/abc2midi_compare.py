@@ -50,8 +50,8 @@ def mftext_summary(path):
             setting(meta, "meter", tick, n.group(1))
         elif n := re.match(r"Key signature, sharp/flats=(-?\d+)\s+minor=(\d+)", what):
             setting(meta, "key", tick, (int(n.group(1)), int(n.group(2))))
-    if "meter" not in meta:  # the SMF default, which abc2midi writes out for a tune without M:
-        meta["meter"] = [(0, "4/4")]
+    if not meta.get("meter") or meta["meter"][0][0] > 0:  # the SMF default, which abc2midi writes out
+        meta.setdefault("meter", []).insert(0, (0, "4/4"))
     for kind, changes in meta.items():  # a change to the value already in force changes nothing
         meta[kind] = [c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1]]
     # Voices in channel order; each voice's notes sorted.
