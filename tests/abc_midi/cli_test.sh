@@ -58,6 +58,9 @@ ls ./*.tmp* >/dev/null 2>&1 && { echo "FAIL: temporary files left behind"; failu
 if [[ -r /usr/share/sounds/sf2/FluidR3_GM.sf2 ]]; then
   expect 0 'wrote tune2.wav' "$melodist" abc wav "$abc" --tune 2 --chords -o tune2.wav
   /usr/bin/python3 "$here/wav_check.py" tune2.wav 6.0 || failures=$((failures + 1))
+  # X:5 changes tempo on the way: 5 quarters at 120 per minute, then 21 at 90 (repeat played) = 16.5 s.
+  expect 0 'wrote tune5.wav' "$melodist" abc wav "$abc" --tune 5 -o tune5.wav
+  /usr/bin/python3 "$here/wav_check.py" tune5.wav 16.5 || failures=$((failures + 1))
 else
   echo "SKIP: WAV part (no soundfont; Debian fluid-soundfont-gm)"
 fi
