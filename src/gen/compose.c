@@ -637,6 +637,8 @@ char *compose_instruction(const struct compose_request *req, char *err, size_t e
 {
     struct plan p;
     struct sbuf b = {0};
+    if (errlen)
+        err[0] = 0;
     if (plan_make(req, &p, err, errlen) || instruction(req, &p, &b)) {
         if (!err[0])
             snprintf(err, errlen, "out of memory");
@@ -848,6 +850,7 @@ static int valid_unit(const char *u)
 struct check {
     size_t errors;           /* errors that count now (see transient) */
     int bars;                /* closed or final bars of music in the first voice */
+    int before_last_full;    /* the bar of music before the last one fills its meter exactly */
 };
 
 /* Errors that the next bars may still mend while the tune grows: an open slur, tie, tuplet or grace group. */
@@ -876,8 +879,14 @@ static int check_tune(const char *abc, size_t len, int final, struct check *out)
         out->errors += e->kind == ABC_EL_CHORD_SYMBOL && !chord_ok(e->u.text.text);
     }
     abc_model *m = f->n_tunes ? abc_model_new(f, 0, NULL) : NULL;
+    const abc_bar *last = NULL, *before = NULL;
     for (size_t i = 0; m && i < m->n_bars; i++)
-        out->bars += m->bars[i].n_events > 0;
+        if (m->bars[i].n_events > 0) {
+            out->bars++;
+            before = last;
+            last = &m->bars[i];
+        }
+    out->before_last_full = before && abc_frac_eq(before->len, abc_meter_bar_length(before->meter));
     abc_model_free(m);
     abc_diags_free(&d);
     abc_file_free(f);
@@ -982,7 +991,7 @@ static int try_bar(struct run *u, const char *text, const char *rest, struct che
     int rc = -1;
     if (!sb_add(&cand, c->text.s, c->text.len) && !sb_printf(&cand, "%s\n%s\n", text, rest) &&
         !check_tune(cand.s, cand.len, 0, ck))
-        rc = ck->errors ? 0 : force(c, text, u->err, u->errlen) ? -1 : 1;
+        rc = ck->errors || !ck->before_last_full ? 0 : force(c, text, u->err, u->errlen) ? -1 : 1;
     else
         snprintf(u->err, u->errlen, "out of memory");
     free(cand.s);
@@ -991,7 +1000,7 @@ static int try_bar(struct run *u, const char *text, const char *rest, struct che
 
 /* A bar written instead of sampled when no sample fits: the last accepted bar (text[prev..good)) again without
  * its chord symbols, else the tonic held for the whole bar. 1 when one was written, 0 when neither fits. */
-static int repair_bar(struct run *u, size_t prev, size_t good, const char *rest, struct check *ck)
+static int repair_bar(struct run *u, int index, size_t prev, size_t good, const char *rest, struct check *ck)
 {
     struct composer *c = u->c;
     /* the token that closed the last good bar may have begun this one: back to a token boundary at or before
@@ -1009,6 +1018,9 @@ static int repair_bar(struct run *u, size_t prev, size_t good, const char *rest,
     char bar[512];
     size_t n = 0;
     int quote = 0;
+    if (index < u->p->n_chords && u->p->chords[index][0])
+        n = (size_t)snprintf(bar, 64, "\"%.40s\"", u->p->chords[index]);
+    size_t chord = n;
     for (size_t i = prev; i < good && n + 1 < sizeof bar; i++) {
         char ch = c->text.s[i];
         if (ch == '"')
@@ -1017,9 +1029,10 @@ static int repair_bar(struct run *u, size_t prev, size_t good, const char *rest,
             bar[n++] = ch;
     }
     bar[n] = 0;
-    size_t lead = strspn(bar, " |:");
-    if (bar[lead]) {
-        int r = try_bar(u, bar + lead, rest, ck);
+    size_t lead = strspn(bar + chord, " |:");
+    memmove(bar + chord, bar + chord + lead, strlen(bar + chord + lead) + 1);
+    if (bar[chord]) {
+        int r = try_bar(u, bar, rest, ck);
         if (r)
             return r;
     }
@@ -1033,7 +1046,7 @@ static int repair_bar(struct run *u, size_t prev, size_t good, const char *rest,
     abc_frac len = abc_frac_div(abc_meter_bar_length(meter), unit);
     if (len.den != 1 || len.num < 1)
         return 0;
-    snprintf(bar, sizeof bar, "%c%lld|", key.tonic_letter, (long long)len.num);
+    snprintf(bar + chord, sizeof bar - chord, "%c%lld|", key.tonic_letter, (long long)len.num);
     return try_bar(u, bar, rest, ck);
 }
 
@@ -1052,12 +1065,14 @@ static int body(struct run *u)
     int bars = ck.bars;
     int target = u->p->bars ? (r->task == COMPOSE_CONTINUE ? bars + u->p->bars : u->p->bars) : 0;
     size_t seg = c->text.len, good = c->text.len, prev = c->text.len;
-    int opened = -1, ended = 0;
+    int opened = -1, ended = 0, forced = 0;
     struct sbuf cand = {0};
     while (!ended && (!target || bars < target)) {
         if (opened != bars) {
+            size_t before = c->text.len;
             if (open_bar(u, bars))
                 goto fail;
+            forced = c->text.len > before;
             opened = bars;
         }
         int mark = c->n_ids, tries = 0;
@@ -1083,7 +1098,13 @@ static int body(struct run *u)
                 if (sb_add(&cand, c->text.s, cut) || sb_printf(&cand, "\n%s\n", rest) ||
                     check_tune(cand.s, cand.len, 0, &ck))
                     goto oom;
-                if (!ck.errors) {
+                /* Stricter than the validator, which lets a bar be short next to a repeat or a double bar: a
+                 * sampled bar adds one bar that fills the meter (a pickup may open the tune), and a bar line
+                 * that adds no bar is taken only before the music starts and when nothing was forced. */
+                int added = ck.bars - 1 - bars;
+                int fits = added == 1 && (ck.before_last_full || bars == 0);
+                int empty = added == 0 && bars == 0 && !forced;
+                if (!ck.errors && (fits || empty)) {
                     bars = ck.bars - 1; /* less the rest bar */
                     prev = good;
                     seg = good = cut;
@@ -1095,7 +1116,7 @@ static int body(struct run *u)
                 goto fail;
             if (++tries > retries) {
                 /* no sampled bar fits: a written one does (the previous bar again, or the tonic held) */
-                int r = repair_bar(u, prev, good, rest, &ck);
+                int r = repair_bar(u, bars, prev, good, rest, &ck);
                 if (r < 0)
                     goto fail;
                 if (!r) {
