@@ -16,22 +16,26 @@ const tokens = mode === "--text" ? [bos, ...model.tokenize(arg, true).filter(t =
 const n = Number(decodeTokens);
 const context = await model.createContext({contextSize: tokens.length + n + 8, batchSize: 512, threads: Number(threads)});
 const sequence = context.getSequence();
-let first = 0, count = 0;
+let first = 0, count = 0, firstCpu = null;
 const out = [];
-const start = performance.now();
+const start = performance.now(), startCpu = process.cpuUsage();
 for await (const token of sequence.evaluate(tokens, {temperature: 0})) {
-  if (count === 0) first = performance.now();
+  if (count === 0) first = performance.now(), firstCpu = process.cpuUsage(startCpu);
   if (mode === "--text" && token === model.tokens.eos) break;
   out.push(token);
   if (++count === n) break;
 }
-const end = performance.now();
+const end = performance.now(), endCpu = process.cpuUsage(startCpu);
+const cpuSeconds = u => (u.user + u.system) / 1e6;
 if (mode === "--text") {
   console.log(out.join(" "));
 } else {
   // The first token comes after the prefill (and one sampling step); the rest are pure decode steps.
   console.log(`llama.cpp prefill ${tokens.length} tok ${(tokens.length / ((first - start) / 1000)).toFixed(1)} tok/s` +
-              ` | decode ${count - 1} tok ${((count - 1) / ((end - first) / 1000)).toFixed(2)} tok/s | ${threads} threads`);
+              ` | decode ${count - 1} tok ${((count - 1) / ((end - first) / 1000)).toFixed(2)} tok/s | ${threads} threads` +
+              // Process processor time, as bench_decode reports it for one thread (node's own threads included).
+              ` | per cpu-second: prefill ${(tokens.length / cpuSeconds(firstCpu)).toFixed(1)} tok/s, decode ` +
+              `${((count - 1) / (cpuSeconds(endCpu) - cpuSeconds(firstCpu))).toFixed(2)} tok/s`);
 }
 await context.dispose();
 await model.dispose();
