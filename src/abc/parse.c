@@ -698,6 +698,12 @@ abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compo
         if (ll >= 2 && ls[0] == 'X' && ls[1] == ':') {
             if (sec == HEADER || sec == BODY)
                 end_tune(&p, pos);
+            if (sec == FILE_HEADER && p.file_header.n) { /* fields right above X: without a blank line */
+                const abc_field *first = p.file_header.data;
+                abc_diags_add(&f->diags, ABC_ERROR, first->line, first->col, -1, "header",
+                              "start the tune with X:, or end the file header with a blank line",
+                              "X: must be the first field of a tune");
+            }
             tune_span *t = abc_vec_push(&p.tunes);
             if (!t)
                 break;

@@ -373,8 +373,14 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
     }
     tune_start *ts = starts.data;
     size_t n = starts.n;
-    /* the file header (text before the first tune) gives every tune its defaults */
-    abc_file *head = abc_parse(buf, n ? ts[0].off : len);
+    /* the file header (text before the first tune) gives every tune its defaults; it is read with the first
+     * X: line so that the same file-level diagnostics come out (the tune's own are left out below) */
+    size_t head_len = len;
+    if (n) {
+        const char *nl = memchr(buf + ts[0].off, '\n', len - ts[0].off);
+        head_len = nl ? (size_t)(nl - buf) + 1 : len;
+    }
+    abc_file *head = abc_parse(buf, head_len);
     x_index *xs = malloc((n ? n : 1) * sizeof *xs);
     if (!head || !xs) {
         abc_file_free(head);
@@ -383,7 +389,9 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
         abc_diags_add(out, ABC_ERROR, 1, 1, -1, "memory", NULL, "out of memory");
         return out->n_errors - before;
     }
-    copy_diags(&head->diags, -1, out);
+    for (size_t i = 0; i < head->diags.n; i++)
+        if (head->diags.items[i].tune < 0)
+            copy_diags(&(abc_diags){.items = &head->diags.items[i], .n = 1}, -1, out);
     bool compound = false;
     for (size_t i = 0; i < head->n_header; i++) {
         abc_meter m;

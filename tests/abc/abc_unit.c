@@ -45,16 +45,23 @@ static void expect(const char *body, const char *want)
     CHECK(!strcmp(got, want), "%s\n  got  %s\n  want %s", body, got, want);
 }
 
+/* Errors of a category; the whole-file and the tune-at-a-time checks must agree. */
 static size_t errors_of(const char *abc, const char *category)
 {
     abc_file *f = abc_parse(abc, strlen(abc));
-    abc_diags d;
+    abc_diags d, d2;
     abc_diags_init(&d);
+    abc_diags_init(&d2);
     abc_validate_file(f, &d);
-    size_t n = 0;
+    abc_check_buffer(abc, strlen(abc), &d2, NULL);
+    size_t n = 0, n2 = 0;
     for (size_t i = 0; i < d.n; i++)
         n += d.items[i].severity == ABC_ERROR && (!category || !strcmp(d.items[i].category, category));
+    for (size_t i = 0; i < d2.n; i++)
+        n2 += d2.items[i].severity == ABC_ERROR && (!category || !strcmp(d2.items[i].category, category));
+    CHECK(n == n2, "abc_check_buffer finds %zu errors, abc_validate_file %zu", n2, n);
     abc_diags_free(&d);
+    abc_diags_free(&d2);
     abc_file_free(f);
     return n;
 }
@@ -154,6 +161,8 @@ int main(void)
     CHECK(errors_of("X:1\nT:t\nM:3/4\nL:1/4\nK:G\nA/0B2|]\n", "length") == 1, "A/0");
     CHECK(errors_of("X:1\nT:t\nM:3/4\nL:1/4\nK:G\n(3AB\n", "tuplet") == 1, "incomplete tuplet");
     CHECK(errors_of("X:1\nT:t\nM:3/4\nG2A|]\n", "header") == 1, "missing K:");
+    CHECK(errors_of("T:t\nX:1\nM:3/4\nK:C\nG2A|]\n", "header") == 1, "X: not first");
+    CHECK(errors_of("M:3/4\n\nX:1\nT:t\nK:C\nG2A|]\n", "header") == 0, "file header then X:");
     CHECK(errors_of("X:1\nT:t\nM:3/4\nL:1/4\nK:G\n{}G3|]\n", "grace") == 1, "empty grace group");
 
     /* positions: the second line of the body, column 2 */
