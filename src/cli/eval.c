@@ -29,6 +29,7 @@ static const char *const eval_help =
     "  --n-gen N         held-out tunes whose controls are used for generation (20)\n"
     "  --n-analysis N    questions per analysis family (10)\n"
     "  --ngram-order N   order of the n-gram baseline (4)\n"
+    "  --markdown FILE   also write the Markdown table to FILE\n"
     "  --seed S, --threads N, --json\n";
 
 /* ---------------------------------------------------------------- documents */
@@ -657,25 +658,25 @@ static void json_gen(const char *name, const struct gen_stats *g, const double h
 }
 
 /* A table cell: the share as a percentage, or "-". */
-static void cell(double v, int percent)
+static void cell(FILE *out, double v, int percent)
 {
     if (isnan(v))
-        printf(" - |");
+        fprintf(out, " - |");
     else if (percent)
-        printf(" %.1f%% |", 100 * v);
+        fprintf(out, " %.1f%% |", 100 * v);
     else
-        printf(" %.3f |", v);
+        fprintf(out, " %.3f |", v);
 }
 
 /* "met" or by how much the value misses a target share. */
-static void target(double v, double want)
+static void target(FILE *out, double v, double want)
 {
     if (isnan(v))
-        printf(" ≥ %.0f%% | not measured |\n", 100 * want);
+        fprintf(out, " ≥ %.0f%% | not measured |\n", 100 * want);
     else if (v >= want)
-        printf(" ≥ %.0f%% | met |\n", 100 * want);
+        fprintf(out, " ≥ %.0f%% | met |\n", 100 * want);
     else
-        printf(" ≥ %.0f%% | missed by %.1f points |\n", 100 * want, 100 * (want - v));
+        fprintf(out, " ≥ %.0f%% | missed by %.1f points |\n", 100 * want, 100 * (want - v));
 }
 
 struct report {
@@ -686,65 +687,65 @@ struct report {
     int used, order, have_ngram;
 };
 
-static void row(const char *name, const struct rate *c, const struct rate *f, const struct rate *n, double want)
+static void row(FILE *out, const char *name, const struct rate *c, const struct rate *f, const struct rate *n, double want)
 {
-    printf("| %s |", name);
-    cell(rate_of(c), 1);
-    cell(f ? rate_of(f) : NAN, 1);
-    cell(n ? rate_of(n) : NAN, 1);
+    fprintf(out, "| %s |", name);
+    cell(out, rate_of(c), 1);
+    cell(out, f ? rate_of(f) : NAN, 1);
+    cell(out, n ? rate_of(n) : NAN, 1);
     if (want > 0)
-        target(rate_of(c), want);
+        target(out, rate_of(c), want);
     else
-        printf(" | |\n");
+        fprintf(out, " | |\n");
 }
 
-static void markdown(const struct report *r)
+static void markdown(const struct report *r, FILE *out)
 {
     double bpc = r->bits.model / (double)r->bits.chars, nbpc = r->bits.ngram / (double)r->bits.chars;
-    printf("| measure | melodist compose (constrained) | model alone (free decoding) | %d-gram baseline | target | "
+    fprintf(out, "| measure | melodist compose (constrained) | model alone (free decoding) | %d-gram baseline | target | "
            "result |\n|---|---|---|---|---|---|\n", r->order);
-    printf("| bits per character (%ld held-out tunes) | | %.3f | ", r->bits.docs, bpc);
+    fprintf(out, "| bits per character (%ld held-out tunes) | | %.3f | ", r->bits.docs, bpc);
     if (r->have_ngram)
-        printf("%.3f | below the n-gram | %s |\n", nbpc, bpc < nbpc ? "met" : "missed");
+        fprintf(out, "%.3f | below the n-gram | %s |\n", nbpc, bpc < nbpc ? "met" : "missed");
     else
-        printf("- | below the n-gram | not measured |\n");
-    printf("| bits per token | | %.3f | ", r->bits.model / (double)r->bits.tokens);
+        fprintf(out, "- | below the n-gram | not measured |\n");
+    fprintf(out, "| bits per token | | %.3f | ", r->bits.model / (double)r->bits.tokens);
     if (r->have_ngram)
-        printf("%.3f | | |\n", r->bits.ngram / (double)r->bits.tokens);
+        fprintf(out, "%.3f | | |\n", r->bits.ngram / (double)r->bits.tokens);
     else
-        printf("- | | |\n");
-    row("ABC validity (controls of held-out tunes)", &r->con.valid, &r->fre.valid, NULL, 0.98);
-    row("bars fitting the meter", &r->con.bars_fit, &r->fre.bars_fit, NULL, 0.97);
-    row("validity, unconditioned samples", &r->unc.valid, NULL, &r->ngr.valid, 0);
-    row("bars fitting the meter, unconditioned", &r->unc.bars_fit, NULL, &r->ngr.bars_fit, 0);
-    row("key honoured", &r->con.key, &r->fre.key, NULL, 0.95);
-    row("meter honoured", &r->con.meter, &r->fre.meter, NULL, 0.95);
-    row("rhythm type honoured", &r->con.type, &r->fre.type, NULL, 0.95);
-    row("bar count honoured", &r->con.bars, &r->fre.bars, NULL, 0.95);
-    row("chord progression (bars with the chord asked)", &r->con.chords, &r->fre.chords, NULL, 0.95);
-    row("motif present", &r->con.motif, &r->fre.motif, NULL, 0.95);
-    row("continuation keeps the given bars", &r->con.prefix, &r->fre.prefix, NULL, 0.95);
-    row("copies (≥ 8 bars or a whole tune from training)", &r->con.copied, &r->fre.copied, &r->ngr.copied, 0);
-    printf("| pitch-class histogram distance to held-out (TV) |");
-    cell(eval_tv_distance(r->con.pc, r->held_pc, 12), 0);
-    cell(r->fre.valid.n ? eval_tv_distance(r->fre.pc, r->held_pc, 12) : NAN, 0);
-    cell(r->ngr.valid.n ? eval_tv_distance(r->ngr.pc, r->held_pc, 12) : NAN, 0);
-    printf(" | |\n| interval histogram distance to held-out (TV) |");
-    cell(eval_tv_distance(r->con.iv, r->held_iv, EVAL_INTERVALS), 0);
-    cell(r->fre.valid.n ? eval_tv_distance(r->fre.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
-    cell(r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
-    printf(" | |\n");
+        fprintf(out, "- | | |\n");
+    row(out, "ABC validity (controls of held-out tunes)", &r->con.valid, &r->fre.valid, NULL, 0.98);
+    row(out, "bars fitting the meter", &r->con.bars_fit, &r->fre.bars_fit, NULL, 0.97);
+    row(out, "validity, unconditioned samples", &r->unc.valid, NULL, &r->ngr.valid, 0);
+    row(out, "bars fitting the meter, unconditioned", &r->unc.bars_fit, NULL, &r->ngr.bars_fit, 0);
+    row(out, "key honoured", &r->con.key, &r->fre.key, NULL, 0.95);
+    row(out, "meter honoured", &r->con.meter, &r->fre.meter, NULL, 0.95);
+    row(out, "rhythm type honoured", &r->con.type, &r->fre.type, NULL, 0.95);
+    row(out, "bar count honoured", &r->con.bars, &r->fre.bars, NULL, 0.95);
+    row(out, "chord progression (bars with the chord asked)", &r->con.chords, &r->fre.chords, NULL, 0.95);
+    row(out, "motif present", &r->con.motif, &r->fre.motif, NULL, 0.95);
+    row(out, "continuation keeps the given bars", &r->con.prefix, &r->fre.prefix, NULL, 0.95);
+    row(out, "copies (≥ 8 bars or a whole tune from training)", &r->con.copied, &r->fre.copied, &r->ngr.copied, 0);
+    fprintf(out, "| pitch-class histogram distance to held-out (TV) |");
+    cell(out, eval_tv_distance(r->con.pc, r->held_pc, 12), 0);
+    cell(out, r->fre.valid.n ? eval_tv_distance(r->fre.pc, r->held_pc, 12) : NAN, 0);
+    cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.pc, r->held_pc, 12) : NAN, 0);
+    fprintf(out, " | |\n| interval histogram distance to held-out (TV) |");
+    cell(out, eval_tv_distance(r->con.iv, r->held_iv, EVAL_INTERVALS), 0);
+    cell(out, r->fre.valid.n ? eval_tv_distance(r->fre.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
+    cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
+    fprintf(out, " | |\n");
     for (size_t f = 0; f < N_FAMILIES; f++) {
-        printf("| analysis answers by the model (%ld questions): %s | |", r->acc[f].n, families[f]);
-        cell(rate_of(&r->acc[f]), 1);
-        printf(" - |");
-        target(rate_of(&r->acc[f]), 0.95);
+        fprintf(out, "| analysis answers by the model (%ld questions): %s | |", r->acc[f].n, families[f]);
+        cell(out, rate_of(&r->acc[f]), 1);
+        fprintf(out, " - |");
+        target(out, rate_of(&r->acc[f]), 0.95);
     }
-    printf("\nLongest run of bars copied from training (composer tunes): ");
+    fprintf(out, "\nLongest run of bars copied from training (composer tunes): ");
     for (int i = 0; i < 18; i++)
         if (r->con.novelty_hist[i])
-            printf("%s%d: %d  ", i == 17 ? "whole tune" : "", i == 17 ? 0 : i, r->con.novelty_hist[i]);
-    printf("\n%d held-out tunes gave the controls; %ld tunes of the data longer than the context were skipped for "
+            fprintf(out, "%s%d: %d  ", i == 17 ? "whole tune" : "", i == 17 ? 0 : i, r->con.novelty_hist[i]);
+    fprintf(out, "\n%d held-out tunes gave the controls; %ld tunes of the data longer than the context were skipped for "
            "bits/char.\n", r->used, r->bits.skipped);
 }
 
@@ -781,7 +782,7 @@ static void json(const struct report *r, const char *dir, const char *data)
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *dir = NULL, *data_path = NULL, *train_path = NULL, *sft_path = NULL;
+    const char *dir = NULL, *data_path = NULL, *train_path = NULL, *sft_path = NULL, *table_path = NULL;
     int as_json = 0, n_gen = 20, n_analysis = 10;
     long limit = 0;
     struct report r = {.order = 4};
@@ -809,6 +810,8 @@ int cmd_eval(int argc, char **argv)
             train_path = v;
         else if (!strcmp(a, "--sft"))
             sft_path = v;
+        else if (!strcmp(a, "--markdown"))
+            table_path = v;
         else if (!strcmp(a, "--limit"))
             limit = atol(v);
         else if (!strcmp(a, "--n-gen"))
@@ -873,7 +876,20 @@ int cmd_eval(int argc, char **argv)
     if (as_json)
         json(&r, e.cm.dir, data_path);
     else
-        markdown(&r);
+        markdown(&r, stdout);
+    if (table_path) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (!mem)
+            goto oom;
+        markdown(&r, mem);
+        fclose(mem);
+        int ok = abc_write_atomic("eval", table_path, text, len);
+        free(text);
+        if (!ok)
+            goto done;
+    }
     rc = 0;
     goto done;
 oom:
