@@ -1,7 +1,7 @@
 #!/bin/sh
 # melodist finetune end to end: a small base is pre-trained on ABC, then QLoRA SFT on the key_mode family lowers
-# that family's validation loss; the adapter is in PEFT format; kill -9 + --resume repeats the uninterrupted
-# losses step for step; merge and generate/chat --adapter give the same greedy answers.
+# that family's validation loss; the adapter is in PEFT format; kill -9 or Ctrl-C + --resume repeat the
+# uninterrupted losses step for step; merge and generate/chat --adapter give the same greedy answers.
 #   finetune_cli_test.sh MELODIST SOURCE_DIR        (exit 77 without ../shared/data)
 set -eu
 melodist=$1 src=$2 shared=$2/../shared
@@ -26,7 +26,7 @@ JSON
 "$melodist" train --config base.json 2> base.err || { cat base.err; fail "pre-training the base"; }
 "$melodist" data build --out sft "$shared"/data/*/*.abc > data.out 2>&1 || { cat data.out; fail "data build"; }
 
-config() { # config NAME
+config() { # config NAME [SAVE_STEPS]
     cat > "$1.json" <<JSON
 {
   "pretrained_model_name_or_path": "base/checkpoint-00000060",
@@ -38,7 +38,7 @@ config() { # config NAME
   "optim": {"lr": 3e-3, "max_norm": 1},
   "schedule": {"warmup_ratio": 0.03, "max_epochs": 1, "max_steps": 24},
   "batch_size": 1, "accumulative_counts": 2, "seed": 5,
-  "evaluate_every": 8, "eval_batches": 4, "save_steps": 8, "save_total_limit": 2,
+  "evaluate_every": 8, "eval_batches": 4, "save_steps": ${2:-8}, "save_total_limit": 2,
   "work_dir": "run-$1", "threads": 2
 }
 JSON
@@ -78,6 +78,20 @@ losses run-a/train_log.jsonl > a.loss
 losses run-k/train_log.jsonl > k.loss
 cmp a.loss k.loss || { diff a.loss k.loss | head; fail "resumed losses differ"; }
 echo "kill -9 + --resume: 24 losses identical to the uninterrupted run"
+
+# Ctrl-C saves a checkpoint where it stops (exit 130); --resume goes on exactly
+config i 1000
+"$melodist" finetune --config i.json 2> i.err & pid=$!
+i=0; while [ "$(cat run-i/train_log.jsonl 2>/dev/null | wc -l)" -lt 3 ]; do
+    i=$((i + 1)); [ $i -lt 1200 ] || fail "no progress"; sleep 0.1; done
+kill -INT $pid
+rc=0; wait $pid || rc=$?
+[ $rc -eq 130 ] || { cat i.err; fail "Ctrl-C should exit with 130, got $rc"; }
+stopped=$(ls -d run-i/checkpoint-* | sed 's/.*checkpoint-0*//')
+"$melodist" finetune --config i.json --resume 2>> i.err || { cat i.err; fail "resume after Ctrl-C"; }
+losses run-i/train_log.jsonl > i.loss
+cmp a.loss i.loss || { diff a.loss i.loss | head; fail "losses after Ctrl-C + --resume differ"; }
+echo "Ctrl-C at step $stopped (checkpoint saved, exit 130) + --resume: 24 losses identical"
 
 # merged checkpoint and --adapter answer alike (greedy)
 "$melodist" merge -m base/checkpoint-00000060 --adapter run-a/adapter --out merged 2> merge.err ||
