@@ -206,6 +206,16 @@ static void linger_close(struct conn *c)
     }
 }
 
+/* For the log: control characters of a client's request line become '?' (no terminal escapes from the net). */
+static const char *printable(const char *in, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < size; i++)
+        out[i] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
+    out[i] = 0;
+    return out;
+}
+
 /* One connection: requests one after another while the client keeps the connection alive. */
 static void serve_connection(struct conn *c)
 {
@@ -230,8 +240,10 @@ static void serve_connection(struct conn *c)
         }
         c->keep_alive = r.keep_alive;
         route(c, &r);
+        char method[sizeof r.method], path[sizeof r.path];
         if (s->o.log)
-            fprintf(s->o.log, "melodist serve: %s %s %d%s, %zu bytes in, %.0f ms%s\n", r.method, r.path, c->status,
+            fprintf(s->o.log, "melodist serve: %s %s %d%s, %zu bytes in, %.0f ms%s\n",
+                    printable(r.method, method, sizeof method), printable(r.path, path, sizeof path), c->status,
                     c->streaming ? " (stream)" : "", r.body_len, now_ms() - t0, c->failed ? ", client gone" : "");
         http_request_free(&r);
         if (!c->keep_alive || c->streaming || c->failed)

@@ -19,6 +19,7 @@ usage: server_test.py MELODIST CHAT_TOOL SOURCE_DIR WORK_DIR   (exit 77 without 
 import atexit
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -74,7 +75,7 @@ def hf_encode(msgs):
 def start(*extra):
     proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--threads", "1", "--web",
                              os.path.join(source, "web")] + list(extra),
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, errors="replace")
     line = proc.stderr.readline()
     m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
     if not m:
@@ -271,6 +272,63 @@ check(raw_http(b"garbage\r\n\r\n").startswith("HTTP/1.1 400"), "a malformed requ
 both = raw_http(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 check(both.count("HTTP/1.1 200 OK") == 2 and '"status":"ok"' in both, "keep-alive pipelining: %r" % both[:300])
 print("errors: %d error cases answered with OpenAI error objects; 404 405 411 413 431" % (len(cases) + 3))
+
+# Garbage: random bytes, requests cut short, and requests whose fields have random JSON values. The server
+# answers each with 200 or a 4xx error object (never 5xx), or drops a connection it cannot read, and lives on.
+rng = random.Random(1)
+
+
+def random_value(depth=0):
+    kinds = [lambda: None, lambda: rng.random() < 0.5, lambda: rng.choice([0, -1, 1, 0.5, 7, 1e9, -1e300, 2.5]),
+             lambda: "".join(rng.choice("ab \n\"\\X:|<>ü音") for _ in range(rng.randrange(8))),
+             lambda: rng.randrange(-5, 40),
+             lambda: [random_value(depth + 1) for _ in range(rng.randrange(3))],
+             lambda: {k: random_value(depth + 1) for k in rng.sample(["role", "content", "type", "text"], 2)}]
+    return kinds[rng.randrange(7 if depth < 3 else 5)]()
+
+
+fields = ["messages", "prompt", "temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "seed", "n",
+          "stream", "stream_options", "repetition_penalty", "abc"]
+bases = {"/v1/chat/completions": {"messages": [{"role": "system", "content": SYSTEM},
+                                               {"role": "user", "content": "hi"}], "max_tokens": 4},
+         "/v1/completions": {"prompt": "X:1\n", "max_tokens": 4}, "/v1/abc/check": {"abc": "X:1\nK:C\nCDE|\n"}}
+statuses = {}
+for i in range(150):
+    path = rng.choice(sorted(bases))
+    body = dict(bases[path])  # a valid request with one to three fields replaced by random values
+    for k in rng.sample(fields, rng.randrange(1, 4)):
+        body[k] = random_value()
+        if k == "messages" and rng.random() < 0.7:
+            body[k] = [{"role": rng.choice(["user", "assistant", "system", "x"]), "content": random_value()}
+                       for _ in range(rng.randrange(1, 4))]
+    mt = body.get("max_tokens")
+    if isinstance(mt, (int, float)) and not isinstance(mt, bool):
+        body["max_tokens"] = min(mt, 8)
+    body.pop("stream", None)
+    status, answer = request(path, raw=json.dumps(body).encode())
+    statuses[status] = statuses.get(status, 0) + 1
+    check(status == 200 or is_error(status, answer, status) and status < 500, "%s %r: %d %r" % (path, body, status,
+                                                                                                  answer))
+valid = b"POST /v1/completions HTTP/1.1\r\nContent-Length: 40\r\n\r\n" + b'{"prompt": "X:1\\n", "max_tokens": 4}    '
+for i in range(150):
+    data = (bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) if i % 3 == 0 else
+            valid[:rng.randrange(len(valid))] if i % 3 == 1 else
+            bytearray(valid))
+    if i % 3 == 2:
+        for _ in range(3):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(bytes(data))
+        s.shutdown(socket.SHUT_WR)  # a request cut short: the server must not wait for the rest forever
+        try:
+            answer = s.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+        check(not answer.startswith(b"HTTP/1.1 5"), "garbage %r got %r" % (bytes(data[:80]), answer[:100]))
+check(proc.poll() is None and request("/v1/completions", comp_req)[1]["choices"][0]["text"] == text,
+      "the server did not survive garbage")
+print("garbage: 150 random-field requests answered %s; 150 random/cut/mutated requests; still serving" %
+      dict(sorted(statuses.items())))
 
 # ---- concurrency: the answers equal the sequential ones; /v1/models answers while a generation streams
 results = {}
