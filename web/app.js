@@ -201,7 +201,7 @@ async function send(text) {
   if ($("seed").value !== "") body.seed = parseInt($("seed").value, 10);
   controller = new AbortController();
   busy(true);
-  let answer = "";
+  let answer = "", finish = null;
   try {
     const r = await fetch("/v1/chat/completions", { method: "POST", headers: { "Content-Type": "application/json" },
                                                     body: JSON.stringify(body), signal: controller.signal });
@@ -223,12 +223,19 @@ async function send(text) {
           answer += j.choices[0].delta.content;
           setBody(div, answer, false);
         }
+        if (j.choices.length && j.choices[0].finish_reason) finish = j.choices[0].finish_reason;
       }
     }
   } catch (e) {
     if (e.name !== "AbortError") addMessage("error", e.message);
   }
   setBody(div, answer, true);
+  if (finish === "length") {
+    const note = document.createElement("div");
+    note.className = "who";
+    note.textContent = "cut at max tokens: raise “max tokens” for a longer answer";
+    div.appendChild(note);
+  }
   turns.push({ role: "assistant", content: answer });
   controller = null;
   busy(false);

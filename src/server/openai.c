@@ -153,15 +153,22 @@ static void put_usage(struct data_buf *b, int n_prompt, int n_generated)
                     n_generated, n_prompt + n_generated);
 }
 
+/* GET /v1/models lists the one model; GET /v1/models/ID is that model, when ID is its name. */
 void api_models(struct conn *c, const struct http_request *r)
 {
-    (void)r;
     struct server *s = c->srv;
+    const char *id = r->path + strlen("/v1/models");
+    int one = *id == '/';
+    if (one && strcmp(id + 1, s->model_id)) {
+        http_error(c, 404, "model", "model_not_found", "no model '%s' here: this server has '%s'", id + 1,
+                   s->model_id);
+        return;
+    }
     struct data_buf b = {0};
-    data_buf_puts(&b, "{\"object\":\"list\",\"data\":[{\"id\":");
+    data_buf_puts(&b, one ? "{\"id\":" : "{\"object\":\"list\",\"data\":[{\"id\":");
     data_json_cstring(&b, s->model_id);
     data_buf_printf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"melodist\",\"context_length\":%d,"
-                        "\"parameters\":%zu}]}\n", s->o.context, model_param_count(s->m));
+                        "\"parameters\":%zu}%s\n", s->o.context, model_param_count(s->m), one ? "" : "]}");
     http_respond(c, 200, "application/json", b.data, b.len);
     data_buf_free(&b);
 }

@@ -168,7 +168,9 @@ static void route(struct conn *c, const struct http_request *r)
         c->keep_alive = 0; /* the answer below has a body, which HEAD must not: end the connection after it */
     int path_known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (strcmp(r->path, routes[i].path))
+        size_t n = strlen(routes[i].path);
+        int model_path = i == 0 && !strncmp(r->path, "/v1/models/", 11); /* /v1/models/ID */
+        if (strncmp(r->path, routes[i].path, n) || (r->path[n] && !model_path))
             continue;
         path_known = 1;
         if (!strcmp(r->method, routes[i].method)) {

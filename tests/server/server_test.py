@@ -134,6 +134,11 @@ check(status == 200 and body["object"] == "list" and len(body["data"]) == 1, "/v
 check(body["data"][0]["id"] == "model" and body["data"][0]["object"] == "model" and
       body["data"][0]["owned_by"] == "melodist", "/v1/models entry: %r" % body)
 
+status, one = request("/v1/models/model")
+check(status == 200 and one["id"] == "model" and one["object"] == "model", "/v1/models/model: %r" % one)
+status, none = request("/v1/models/other")
+check(is_error(status, none, 404, "model_not_found"), "/v1/models/other: %d %r" % (status, none))
+
 # ---- chat completions: shape, equality with `melodist chat`, streaming identical, usage from the template
 N = 24
 chat_req = {"model": "model", "messages": [{"role": "system", "content": SYSTEM},
