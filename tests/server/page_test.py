@@ -90,14 +90,16 @@ def ask_api(port):
     req = urllib.request.Request("http://127.0.0.1:%s/v1/chat/completions" % port, data=body.encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
-        api_reply.append(json.load(r)["choices"][0]["message"]["content"])
+        choice = json.load(r)["choices"][0]
+        api_reply += [choice["message"]["content"], choice["finish_reason"]]
 
 
 dom = page_dom(web, "ask=hello&temperature=0&max_tokens=16", ask_api)
 shown = re.search(r'<div class="msg assistant"><div class="who">Melodist</div><div class="body">'
-                  r'<div class="text">(.*?)</div></div></div>', dom, re.S)
+                  r'<div class="text">(.*?)</div></div>', dom, re.S)
 check(shown and html.unescape(shown.group(1)) == api_reply[0] and 'class="msg error"' not in dom,
       "the page's answer %r differs from the API's %r" % (shown and html.unescape(shown.group(1)), api_reply))
+check(("cut at max tokens" in dom) == (api_reply[1] == "length"), "the note on an answer cut at max_tokens")
 print("page chat: ?ask= streamed the API's greedy reply (%d chars) into the page" % len(api_reply[0]))
 
 with tempfile.TemporaryDirectory() as bare:
