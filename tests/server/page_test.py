@@ -91,7 +91,7 @@ def ask_api(port):
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         choice = json.load(r)["choices"][0]
-        api_reply += [choice["message"]["content"], choice["finish_reason"]]
+        api_reply.extend([choice["message"]["content"], choice["finish_reason"]])
 
 
 dom = page_dom(web, "ask=hello&temperature=0&max_tokens=16", ask_api)
