@@ -39,7 +39,8 @@ void nn_dequant_row(const struct nn_matrix *m, int row, float *out);
 void nn_quantize_row_q8(const float *x, int cols, int8_t *q, uint16_t *scales);
 void nn_quantize_row_q4(const float *x, int cols, uint8_t *q, uint16_t *scales);
 
-/* y[rows] = W x (decode). q8/q4 matrices need cols <= NN_MAX_COLS. */
+/* y[rows] = W x (decode). For q8/q4 matrices (cols <= NN_MAX_COLS) x is first quantised to q8 blocks like the
+ * weights (absmax/127, f16 scale), so each block product is an integer dot, as llama.cpp does. */
 void nn_matvec(float *y, const struct nn_matrix *w, const float *x);
 /* y[n][rows] = x[n][cols] W^T (prefill); n == 1 is nn_matvec. */
 void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n);
