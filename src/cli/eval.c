@@ -224,7 +224,7 @@ static const char *tune_in(const char *text)
 /* ---------------------------------------------------------------- held-out tunes as requests */
 
 struct held {
-    char key[32], meter[16], rhythm[32];
+    char key[32], meter[16], rhythm[64];
     int bars;
     char chords[1024];   /* first chord of each bar, "-" where none; "" when the tune has (almost) none */
     char motif[256];     /* the notes of the second bar of music, as written */
