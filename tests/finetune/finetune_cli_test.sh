@@ -1,7 +1,8 @@
 #!/bin/sh
 # melodist finetune end to end: a small base is pre-trained on ABC, then QLoRA SFT on the key_mode family lowers
 # that family's validation loss; the adapter is in PEFT format; kill -9 or Ctrl-C + --resume repeat the
-# uninterrupted losses step for step; merge and generate/chat --adapter give the same greedy answers.
+# uninterrupted losses step for step; merge and generate/chat --adapter give the same greedy answers;
+# mpirun -np 2 equals one process.
 #   finetune_cli_test.sh MELODIST SOURCE_DIR        (exit 77 without ../shared/data)
 set -eu
 melodist=$1 src=$2 shared=$2/../shared
@@ -109,3 +110,17 @@ echo '判断这首曲子的主音和调式： X:1 M:4/4 L:1/8 K:G GABc dedB|' > 
     < question.txt > chat-adapter.out 2>> gen.err || { cat gen.err; fail "chat --adapter"; }
 cmp chat-merged.out chat-adapter.out || fail "melodist chat: merged model and --adapter answer differently"
 echo "melodist chat: merged and --adapter answers identical"
+
+# mpirun -np 2 (each process half of every step's micro-batches) equals one process
+if command -v mpirun > /dev/null; then
+    sed -e 's/"max_steps": 24/"max_steps": 6/; s/"threads": 2/"threads": 1/; s/run-a/run-one/' a.json > one.json
+    sed -e 's/run-one/run-two/' one.json > two.json
+    "$melodist" finetune --config one.json 2> one.err || { cat one.err; fail "one process"; }
+    mpirun --allow-run-as-root --oversubscribe -np 2 "$melodist" finetune --config two.json 2> two.err ||
+        { cat two.err; fail "mpirun -np 2"; }
+    losses run-one/train_log.jsonl > one.loss
+    losses run-two/train_log.jsonl > two.loss
+    paste one.loss two.loss | awk '{ d = $2 - $4; if (d < 0) d = -d; if (d > 1e-4 * $2) bad = 1 } END { exit bad }' ||
+        { paste one.loss two.loss; fail "mpirun -np 2 differs from one process"; }
+    echo "mpirun -np 2: 6 losses equal one process's within 1e-4"
+fi
