@@ -244,7 +244,7 @@ int cmd_analyze(int argc, char **argv)
         return 2;
     }
     size_t len;
-    char *text = abc_input_read("analyze", path, &len);
+    char *text = compose_read_text("analyze", path, &len);
     if (!text)
         return 1;
     abc_file *f = abc_parse(text, len);

@@ -292,10 +292,17 @@ static int number(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-static char *read_text(const char *command, const char *path)
+char *compose_read_text(const char *command, const char *path, size_t *len_out)
 {
     size_t len;
-    return abc_input_read(command, path, &len);
+    char *raw = abc_input_read(command, path, &len);
+    char *text = raw ? strndup(raw, len) : NULL;
+    if (raw && !text)
+        fprintf(stderr, "melodist %s: out of memory reading %s\n", command, path);
+    free(raw);
+    if (text && len_out)
+        *len_out = strlen(text);
+    return text;
 }
 
 static int run(const char *command, enum compose_task task, int argc, char **argv)
@@ -399,7 +406,7 @@ static int run(const char *command, enum compose_task task, int argc, char **arg
     }
     rc = 1;
     req.text = text;
-    if (like_path && !(like = read_text(command, like_path)))
+    if (like_path && !(like = compose_read_text(command, like_path, NULL)))
         goto done;
     req.like = like;
     if (task != COMPOSE_NEW) {
@@ -408,7 +415,7 @@ static int run(const char *command, enum compose_task task, int argc, char **arg
             rc = 2;
             goto done;
         }
-        if (!(prefix = read_text(command, input_path)))
+        if (!(prefix = compose_read_text(command, input_path, NULL)))
             goto done;
         req.prefix = prefix;
     }

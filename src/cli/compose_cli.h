@@ -24,6 +24,10 @@ int compose_default_model(char *out, size_t size);
 int compose_load(const char *command, const char *dir, struct compose_model *cm);
 void compose_unload(struct compose_model *cm);
 
+/* The whole file (or stdin for "-") as a NUL-terminated string (a NUL inside ends it); *len may be NULL.
+ * Prints why and returns NULL on failure. */
+char *compose_read_text(const char *command, const char *path, size_t *len);
+
 struct compose_outputs {
     const char *abc_path, *midi_path, *wav_path, *svg_path; /* NULL: not written */
 };

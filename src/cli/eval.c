@@ -78,7 +78,7 @@ static void docs_free(struct docs *d)
 static int docs_read(const char *path, struct docs *d)
 {
     size_t len;
-    char *text = abc_input_read("eval", path, &len);
+    char *text = compose_read_text("eval", path, &len);
     if (!text)
         return -1;
     int rc = 0;
@@ -585,8 +585,7 @@ static void facts(const char *s, char *out, size_t size)
 
 static int analysis(struct eval_ctx *e, const char *path, int per_family, struct rate acc[N_FAMILIES])
 {
-    size_t len;
-    char *text = abc_input_read("eval", path, &len);
+    char *text = compose_read_text("eval", path, NULL);
     if (!text)
         return -1;
     int counts[N_FAMILIES] = {0};
