@@ -25,6 +25,12 @@ void abc_vec_free(abc_vec *v);
  * out of memory). */
 void *abc_vec_move(abc_vec *v, abc_arena *a);
 
+/* abc_diags_add() of a message that needs no formatting. */
+void abc_diags_add_text(abc_diags *d, abc_severity sev, int line, int col, int tune, const char *category,
+                        const char *hint, const char *message);
+/* Move from's diagnostics (and their ownership) to the end of `to`; from is left empty. */
+void abc_diags_move(abc_diags *to, abc_diags *from);
+
 /* Growable string for printers. */
 typedef struct abc_buf {
     char *s;

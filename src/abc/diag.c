@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "melodist/abc.h"
+#include "abc_internal.h"
 
 void abc_diags_init(abc_diags *d)
 {
@@ -27,39 +27,69 @@ void abc_diags_free(abc_diags *d)
     abc_diags_init(d);
 }
 
-void abc_diags_add(abc_diags *d, abc_severity sev, int line, int col, int tune, const char *category,
-                   const char *hint, const char *fmt, ...)
+#define MESSAGE_MAX 512 /* longer messages are cut (printf form and text form alike) */
+
+static bool reserve(abc_diags *d, size_t extra)
 {
-    if (!d)
-        return;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        abc_diag *items = realloc(d->items, cap * sizeof *items);
-        if (!items)
-            return;
-        d->items = items;
-        d->cap = cap;
-    }
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    abc_diag *dg = &d->items[d->n];
-    dg->severity = sev;
-    dg->line = line;
-    dg->col = col;
-    dg->tune = tune;
-    dg->category = category;
-    dg->message = strdup(buf);
-    dg->hint = hint ? strdup(hint) : NULL;
-    if (!dg->message)
-        return;
-    d->n++;
+    if (d->n + extra <= d->cap)
+        return true;
+    size_t cap = d->cap ? d->cap * 2 : 16;
+    while (cap < d->n + extra)
+        cap *= 2;
+    abc_diag *items = realloc(d->items, cap * sizeof *items);
+    if (!items)
+        return false;
+    d->items = items;
+    d->cap = cap;
+    return true;
+}
+
+static void count(abc_diags *d, abc_severity sev)
+{
     if (sev == ABC_ERROR)
         d->n_errors++;
     else
         d->n_warnings++;
+}
+
+void abc_diags_add_text(abc_diags *d, abc_severity sev, int line, int col, int tune, const char *category,
+                        const char *hint, const char *message)
+{
+    if (!d || !reserve(d, 1))
+        return;
+    abc_diag *dg = &d->items[d->n];
+    *dg = (abc_diag){.severity = sev, .line = line, .col = col, .tune = tune, .category = category,
+                     .message = strndup(message, MESSAGE_MAX - 1), .hint = hint ? strdup(hint) : NULL};
+    if (!dg->message) {
+        free(dg->hint);
+        return;
+    }
+    d->n++;
+    count(d, sev);
+}
+
+void abc_diags_add(abc_diags *d, abc_severity sev, int line, int col, int tune, const char *category,
+                   const char *hint, const char *fmt, ...)
+{
+    char buf[MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    abc_diags_add_text(d, sev, line, col, tune, category, hint, buf);
+}
+
+void abc_diags_move(abc_diags *to, abc_diags *from)
+{
+    if (!reserve(to, from->n)) { /* out of memory: the diagnostics are lost, as when adding them fails */
+        abc_diags_clear(from);
+        return;
+    }
+    for (size_t i = 0; i < from->n; i++) {
+        to->items[to->n++] = from->items[i];
+        count(to, from->items[i].severity);
+    }
+    from->n = from->n_errors = from->n_warnings = 0;
 }
 
 int abc_diag_format(const abc_diag *dg, const char *filename, char *buf, size_t size)

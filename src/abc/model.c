@@ -59,7 +59,7 @@ typedef struct builder {
 
 static void warn(builder *b, int line, int col, abc_severity sev, const char *cat, const char *hint, const char *msg)
 {
-    abc_diags_add(b->d, sev, line, col, b->index, cat, hint, "%s", msg);
+    abc_diags_add_text(b->d, sev, line, col, b->index, cat, hint, msg);
 }
 
 static void reset_bar_acc(voice_state *v)

@@ -32,8 +32,8 @@ typedef struct parser {
 
 static void diag(parser *p, size_t off, const char *category, const char *hint, const char *msg)
 {
-    abc_diags_add(&p->f->diags, ABC_ERROR, p->line, (int)(off - p->line_start) + 1, p->tune, category, hint,
-                  "%s", msg);
+    abc_diags_add_text(&p->f->diags, ABC_ERROR, p->line, (int)(off - p->line_start) + 1, p->tune, category, hint,
+                       msg);
 }
 
 static abc_element *push_el(parser *p, abc_element_kind kind, size_t off, size_t len)

@@ -267,7 +267,7 @@ size_t abc_validate_file(const abc_file *f, abc_diags *out)
     size_t before = out->n_errors;
     for (size_t i = 0; i < f->diags.n; i++) {
         const abc_diag *d = &f->diags.items[i];
-        abc_diags_add(out, d->severity, d->line, d->col, d->tune, d->category, d->hint, "%s", d->message);
+        abc_diags_add_text(out, d->severity, d->line, d->col, d->tune, d->category, d->hint, d->message);
     }
     x_index *xs = malloc((f->n_tunes ? f->n_tunes : 1) * sizeof *xs);
     if (xs) { /* repeated X: numbers, in one sort rather than a scan per tune */
@@ -291,14 +291,14 @@ typedef struct tune_start {
     int line;
 } tune_start;
 
-/* Append from's diagnostics to out with tune index `tune` (-2: keep theirs; file-level ones stay -1). */
-static void copy_diags(const abc_diags *from, int tune, abc_diags *out)
+/* Move from's diagnostics to the end of out, as tune `tune` (-2: keep theirs; file-level ones stay -1). */
+static void move_diags(abc_diags *from, int tune, abc_diags *out)
 {
-    for (size_t i = 0; i < from->n; i++) {
-        const abc_diag *d = &from->items[i];
-        int t = d->tune < 0 ? -1 : tune == -2 ? d->tune : tune;
-        abc_diags_add(out, d->severity, d->line, d->col, t, d->category, d->hint, "%s", d->message);
-    }
+    if (tune != -2)
+        for (size_t i = 0; i < from->n; i++)
+            if (from->items[i].tune >= 0)
+                from->items[i].tune = tune;
+    abc_diags_move(out, from);
 }
 
 /* One worker's share of abc_check_buffer: tunes [lo, hi), diagnostics in tune order. */
@@ -329,12 +329,11 @@ static void *check_range(void *arg)
         f->header = j->head->header;
         f->n_header = j->head->n_header;
         j->xs[i] = (x_index){f->n_tunes ? f->tunes[0].x : -1, i};
-        abc_diags_clear(&tune_diags);
-        copy_diags(&f->diags, 0, &tune_diags);
+        move_diags(&f->diags, 0, &tune_diags);
         if (f->n_tunes)
             validate_one(f, 0, &tune_diags);
         abc_diags_sort(&tune_diags);
-        copy_diags(&tune_diags, (int)i, &j->diags);
+        move_diags(&tune_diags, (int)i, &j->diags);
         f->header = NULL;
         f->n_header = 0;
         abc_file_free(f);
@@ -389,9 +388,11 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
         abc_diags_add(out, ABC_ERROR, 1, 1, -1, "memory", NULL, "out of memory");
         return out->n_errors - before;
     }
-    for (size_t i = 0; i < head->diags.n; i++)
-        if (head->diags.items[i].tune < 0)
-            copy_diags(&(abc_diags){.items = &head->diags.items[i], .n = 1}, -1, out);
+    for (size_t i = 0; i < head->diags.n; i++) {
+        const abc_diag *d = &head->diags.items[i];
+        if (d->tune < 0)
+            abc_diags_add_text(out, d->severity, d->line, d->col, -1, d->category, d->hint, d->message);
+    }
     bool compound = false;
     for (size_t i = 0; i < head->n_header; i++) {
         abc_meter m;
@@ -418,7 +419,7 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
             check_range(&jobs[w]); /* no thread: do it here */
     }
     for (int w = 0; w < workers; w++) { /* ranges are in tune order: append */
-        copy_diags(&jobs[w].diags, -2, out);
+        move_diags(&jobs[w].diags, -2, out);
         abc_diags_free(&jobs[w].diags);
     }
     qsort(xs, n, sizeof *xs, cmp_x);

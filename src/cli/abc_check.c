@@ -61,6 +61,27 @@ static void print_json_file(const char *name, size_t n_tunes, const abc_diags *d
     printf("]}");
 }
 
+/* One line per diagnostic on stderr, cut at DIAG_LINE_MAX - 1 bytes. stderr is unbuffered and a write per
+ * line costs more than checking the tune: the lines go out in blocks. */
+#define DIAG_LINE_MAX 1024
+static void print_text(const char *name, const abc_diags *d, bool errors_only)
+{
+    char block[64 * DIAG_LINE_MAX];
+    size_t used = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (errors_only && d->items[i].severity != ABC_ERROR)
+            continue;
+        if (sizeof block - used < DIAG_LINE_MAX + 1) {
+            fwrite(block, 1, used, stderr);
+            used = 0;
+        }
+        int n = abc_diag_format(&d->items[i], name, block + used, DIAG_LINE_MAX);
+        used += n < 0 ? 0 : n < DIAG_LINE_MAX ? (size_t)n : DIAG_LINE_MAX - 1;
+        block[used++] = '\n';
+    }
+    fwrite(block, 1, used, stderr);
+}
+
 int abc_cmd_check(int argc, char **argv)
 {
     bool json = false, errors_only = false;
@@ -133,14 +154,7 @@ int abc_cmd_check(int argc, char **argv)
         if (json) {
             print_json_file(name, n_tunes, &d, errors_only, k == 0);
         } else {
-            char line[1024];
-            for (size_t i = 0; i < d.n; i++) {
-                if (errors_only && d.items[i].severity != ABC_ERROR)
-                    continue;
-                abc_diag_format(&d.items[i], name, line, sizeof line);
-                fputs(line, stderr);
-                fputc('\n', stderr);
-            }
+            print_text(name, &d, errors_only);
         }
         abc_diags_free(&d);
     }
