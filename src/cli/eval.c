@@ -378,7 +378,12 @@ static void generation(struct eval_ctx *e, const struct docs *data, int n_gen, s
                        struct gen_stats *fre, double held_pc[12], double held_iv[EVAL_INTERVALS], int *used)
 {
     *used = 0;
-    for (size_t i = 0; i < data->n && *used < n_gen; i++) {
+    /* spread over the file (collections come one after another): every step-th tune, then the ones between */
+    size_t step = n_gen > 0 && data->n > (size_t)n_gen ? data->n / (size_t)n_gen : 1;
+    for (size_t k = 0; k < data->n && *used < n_gen; k++) {
+        size_t i = (k % (data->n / step)) * step + k / (data->n / step);
+        if (i >= data->n)
+            continue;
         struct held h;
         if (!held_of(data->v[i], &h))
             continue;

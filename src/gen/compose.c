@@ -248,7 +248,7 @@ static int chord_ok(const char *sym)
 /* ---------------------------------------------------------------- the resolved plan of a request */
 
 struct plan {
-    char key[32], meter[16], unit[16], type[32];
+    char key[32], meter[16], unit[16], type[80];
     int have_key, have_meter, have_unit;
     int bars;                 /* target written bars of music (0: open) */
     char **chords;            /* per bar: the first chord to write, "" for none */
