@@ -1,6 +1,7 @@
 /* Kernels: number formats, weight matrices (f32/f16/bf16/q8/q4), threaded matvec/matmul, and the
  * per-operation forward passes of a transformer. All arithmetic accumulates in f32.
- * SIMD (AVX2+FMA+F16C) is chosen at run time; MELODIST_NO_SIMD=1 forces the portable C path.
+ * SIMD (AVX-512 F/BW/VL/VNNI, else AVX2+FMA+F16C) is chosen at run time; MELODIST_SIMD=avx2|none caps the
+ * level (MELODIST_NO_SIMD=1 is none: the portable C path).
  * Threads: one pool sized to the online cores (MELODIST_THREADS=N overrides). */
 #ifndef MELODIST_NN_H
 #define MELODIST_NN_H
@@ -51,7 +52,7 @@ int nn_threads(void);                 /* starts the pool on first use */
 void nn_set_threads(int n);           /* 0 = online cores */
 /* Calls fn(ctx, begin, end, thread) on disjoint ranges covering [0, n), one per pool thread; thread < nn_threads(). */
 void nn_parallel_for(int n, void (*fn)(void *ctx, int begin, int end, int thread), void *ctx);
-const char *nn_simd_name(void);       /* "avx2" or "generic" */
+const char *nn_simd_name(void);       /* "avx512", "avx2" or "generic" */
 
 /* ---- operation forwards (backward twins live beside them) ---- */
 void rmsnorm_forward(float *out, const float *x, const float *weight, int dim, float eps);

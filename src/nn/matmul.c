@@ -4,7 +4,8 @@
  * converts a tile of rows to f32 scratch once and reuses it for every token.
  * q8/q4 weights: the activations are quantised to q8 blocks first (as ggml does), so each block's dot
  * product is an integer one, scaled by weight scale * activation scale.
- * Rows are split across the thread pool. */
+ * Kernel sets: portable C, AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL, VNNI), the best the processor has unless
+ * MELODIST_SIMD caps it. Rows are split across the thread pool. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@ struct qact {
     int8_t *q;
     float *scales, *offsets;
     size_t cols;
+    /* AVX-512 VNNI only (NULL otherwise), per 4-value group g of each row: bias[g] = -K * (sum of the group's
+     * q), K = 128 for q8 weights and 8 for q4, and gscale[g] = the scale of the group's block. */
+    int32_t *bias;
+    float *gscale;
 };
 
 #define QDOT_MAX 4 /* tokens per qdot call */
@@ -32,6 +37,9 @@ struct kernels {
     void (*dequant)(const struct nn_matrix *w, int row, float *out);         /* f32/f16/bf16 */
     /* q8/q4 row `row` against activation rows t0..t0+nt-1 (nt <= QDOT_MAX) */
     void (*qdot)(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out);
+    int group_act; /* qdot reads qact.bias and qact.gscale */
+    /* out[t][r]: rows r0..r0+3 against tokens t0..t0+3, or NULL (qdot row by row) */
+    void (*qdot4x4)(const struct nn_matrix *w, int r0, const struct qact *a, int t0, float out[4][4]);
 };
 
 /* ---- portable kernels ---- */
@@ -104,7 +112,7 @@ static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *
 }
 
 static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic,
-                                       row_dot_generic, nn_dequant_row, qdot_generic};
+                                       row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
 #if defined(__x86_64__) || defined(__i386__)
@@ -304,7 +312,247 @@ SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact
         qdot_avx2_format(w, row, a, t0, nt, out, 0);
 }
 
-static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, row_dot_avx2, dequant_avx2, qdot_avx2};
+static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL};
+/* ---- AVX-512 kernels (F, BW, VL, VNNI): 16 floats or 64 int8 per register ---- */
+#define SIMD512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* Lanes i..i+15 still inside n: the last, partial step of every loop is a masked one. */
+SIMD512 static __mmask16 mask16(int n, int i)
+{
+    return n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+}
+
+SIMD512 static float dot_avx512(const float *a, const float *b, int n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = mask16(n, i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+SIMD512 static void dot4_avx512(const float *const r[4], const float *x, int n, float out[4])
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n, i);
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[0] + i), xv, s0);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[1] + i), xv, s1);
+        s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[2] + i), xv, s2);
+        s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r[3] + i), xv, s3);
+    }
+    out[0] = _mm512_reduce_add_ps(s0), out[1] = _mm512_reduce_add_ps(s1);
+    out[2] = _mm512_reduce_add_ps(s2), out[3] = _mm512_reduce_add_ps(s3);
+}
+
+SIMD512 static void dot4x3_avx512(const float *const r[4], const float *const xs[3], int n, float out[3][4])
+{
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+           a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n, i);
+        __m512 x0 = _mm512_maskz_loadu_ps(m, xs[0] + i), x1 = _mm512_maskz_loadu_ps(m, xs[1] + i),
+               x2 = _mm512_maskz_loadu_ps(m, xs[2] + i);
+        __m512 w = _mm512_maskz_loadu_ps(m, r[0] + i);
+        a00 = _mm512_fmadd_ps(w, x0, a00), a10 = _mm512_fmadd_ps(w, x1, a10), a20 = _mm512_fmadd_ps(w, x2, a20);
+        w = _mm512_maskz_loadu_ps(m, r[1] + i);
+        a01 = _mm512_fmadd_ps(w, x0, a01), a11 = _mm512_fmadd_ps(w, x1, a11), a21 = _mm512_fmadd_ps(w, x2, a21);
+        w = _mm512_maskz_loadu_ps(m, r[2] + i);
+        a02 = _mm512_fmadd_ps(w, x0, a02), a12 = _mm512_fmadd_ps(w, x1, a12), a22 = _mm512_fmadd_ps(w, x2, a22);
+        w = _mm512_maskz_loadu_ps(m, r[3] + i);
+        a03 = _mm512_fmadd_ps(w, x0, a03), a13 = _mm512_fmadd_ps(w, x1, a13), a23 = _mm512_fmadd_ps(w, x2, a23);
+    }
+    out[0][0] = _mm512_reduce_add_ps(a00), out[0][1] = _mm512_reduce_add_ps(a01);
+    out[0][2] = _mm512_reduce_add_ps(a02), out[0][3] = _mm512_reduce_add_ps(a03);
+    out[1][0] = _mm512_reduce_add_ps(a10), out[1][1] = _mm512_reduce_add_ps(a11);
+    out[1][2] = _mm512_reduce_add_ps(a12), out[1][3] = _mm512_reduce_add_ps(a13);
+    out[2][0] = _mm512_reduce_add_ps(a20), out[2][1] = _mm512_reduce_add_ps(a21);
+    out[2][2] = _mm512_reduce_add_ps(a22), out[2][3] = _mm512_reduce_add_ps(a23);
+}
+
+SIMD512 static __m512 load_half16(const uint16_t *p, __mmask16 m, int bf16)
+{
+    __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if (!bf16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+SIMD512 static float row_dot_avx512(const struct nn_matrix *w, int row, const float *x)
+{
+    int n = w->cols, i = 0;
+    size_t base = (size_t)row * (size_t)n;
+    if (w->dtype == NN_F32)
+        return dot_avx512((const float *)w->data + base, x, n);
+    const uint16_t *p = (const uint16_t *)w->data + base;
+    int bf16 = w->dtype == NN_BF16;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(load_half16(p + i, 0xFFFF, bf16), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(load_half16(p + i + 16, 0xFFFF, bf16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(load_half16(p + i + 32, 0xFFFF, bf16), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(load_half16(p + i + 48, 0xFFFF, bf16), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = mask16(n, i);
+        s0 = _mm512_fmadd_ps(load_half16(p + i, m, bf16), _mm512_maskz_loadu_ps(m, x + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+SIMD512 static void dequant_avx512(const struct nn_matrix *w, int row, float *out)
+{
+    int n = w->cols;
+    if (w->dtype == NN_F32) {
+        nn_dequant_row(w, row, out);
+        return;
+    }
+    const uint16_t *p = (const uint16_t *)w->data + (size_t)row * (size_t)n;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n, i);
+        _mm512_mask_storeu_ps(out + i, m, load_half16(p + i, m, w->dtype == NN_BF16));
+    }
+}
+
+/* Two weight blocks (64 values) as unsigned bytes u with w = u - K: q8 flips the sign bit (K = 128), q4 keeps
+ * the nibbles (K = 8). vpdpbusd then sums u * x over groups of 4 onto the group's bias -K * sum(x), which gives
+ * the exact integer w . x per group; nblocks = 1 for the last block of an odd count. */
+static inline __attribute__((always_inline)) SIMD512 __m512i weight_chunk(const struct nn_matrix *w, size_t base,
+                                                                          size_t b, int nblocks, int q4)
+{
+    if (!q4) {
+        __mmask64 m = nblocks == 2 ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+        __m512i q = _mm512_maskz_loadu_epi8(m, (const int8_t *)w->data + base + b * NN_QBLOCK);
+        return _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
+    }
+    /* 32 bytes = block b's 16 then block b+1's 16; each block's low nibbles are its values 0..15 and its high
+     * nibbles 16..31, so 128-bit lanes [b, b, b+1, b+1] with the odd lanes shifted by 4 give the value order. */
+    __m256i bytes = _mm256_maskz_loadu_epi8(nblocks == 2 ? 0xFFFFFFFFu : 0xFFFFu,
+                                            (const uint8_t *)w->data + (base + b * NN_QBLOCK) / 2);
+    __m512i z = _mm512_castsi256_si512(bytes);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(1, 1, 0, 0));
+    z = _mm512_mask_srli_epi16(z, 0xFF00FF00u, z, 4);
+    return _mm512_and_si512(z, _mm512_set1_epi8(0xF));
+}
+
+/* The weight scales of blocks b and b+1 (0 past the row's end), 8 lanes each. */
+static inline __attribute__((always_inline)) SIMD512 __m512 scale_chunk(const uint16_t *sw, size_t b, int nblocks)
+{
+    __m128i lo = _mm_set1_epi16((short)sw[b]), hi = nblocks == 2 ? _mm_set1_epi16((short)sw[b + 1]) : _mm_setzero_si128();
+    return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
+}
+
+/* Each 64-value weight chunk is unpacked once and meets nt (a constant after inlining) token rows. */
+static inline __attribute__((always_inline)) SIMD512 void qdot_avx512_tokens(const struct nn_matrix *w, int row,
+                                                                             const struct qact *a, int t0,
+                                                                             int nt, float *out, int q4)
+{
+    size_t n = (size_t)w->cols, base = (size_t)row * n, blocks = n / NN_QBLOCK, c = a->cols;
+    const uint16_t *sw = w->scales + base / NN_QBLOCK;
+    const int8_t *x = a->q + (size_t)t0 * c;
+    const int32_t *bias = a->bias + (size_t)t0 * (c / 4);
+    const float *gs = a->gscale + (size_t)t0 * (c / 4);
+    __m512 acc[QDOT_MAX];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < blocks; b += 2) {
+        int nb = blocks - b >= 2 ? 2 : 1;
+        __mmask64 mx = nb == 2 ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+        __mmask16 mg = nb == 2 ? (__mmask16)0xFFFF : (__mmask16)0xFF;
+        __m512i u = weight_chunk(w, base, b, nb, q4);
+        __m512 ws = scale_chunk(sw, b, nb);
+        size_t g = b * NN_QBLOCK / 4;
+        for (int t = 0; t < nt; t++) {
+            __m512i xv = _mm512_maskz_loadu_epi8(mx, x + t * c + b * NN_QBLOCK);
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_maskz_loadu_epi32(mg, bias + t * (c / 4) + g), u, xv);
+            __m512 scale = _mm512_mul_ps(ws, _mm512_maskz_loadu_ps(mg, gs + t * (c / 4) + g));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+/* Rows r0..r0+3 against tokens t0..t0+3: every unpacked weight chunk meets four tokens and every loaded token
+ * chunk four rows, which halves the loads per product of qdot_avx512_tokens (loads are what bound it). */
+static inline __attribute__((always_inline)) SIMD512 void qdot4x4_avx512_format(const struct nn_matrix *w, int r0,
+                                                                                const struct qact *a, int t0,
+                                                                                float out[4][4], int q4)
+{
+    size_t n = (size_t)w->cols, blocks = n / NN_QBLOCK, c = a->cols, gc = c / 4;
+    const int8_t *x = a->q + (size_t)t0 * c;
+    const int32_t *bias = a->bias + (size_t)t0 * gc;
+    const float *gs = a->gscale + (size_t)t0 * gc;
+    __m512 acc[4][4];
+    /* the loops unrolled so that acc stays in registers */
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < blocks; b += 2) {
+        int nb = blocks - b >= 2 ? 2 : 1;
+        __mmask64 mx = nb == 2 ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
+        __mmask16 mg = nb == 2 ? (__mmask16)0xFFFF : (__mmask16)0xFF;
+        size_t g = b * NN_QBLOCK / 4;
+        __m512i u[4];
+        __m512 ws[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            u[r] = weight_chunk(w, (size_t)(r0 + r) * n, b, nb, q4);
+            ws[r] = scale_chunk(w->scales + (size_t)(r0 + r) * blocks, b, nb);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            __m512i xv = _mm512_maskz_loadu_epi8(mx, x + t * c + b * NN_QBLOCK);
+            __m512i bv = _mm512_maskz_loadu_epi32(mg, bias + t * gc + g);
+            __m512 sv = _mm512_maskz_loadu_ps(mg, gs + t * gc + g);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512 d = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bv, u[r], xv));
+                acc[r][t] = _mm512_fmadd_ps(d, _mm512_mul_ps(ws[r], sv), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+SIMD512 static void qdot4x4_avx512(const struct nn_matrix *w, int r0, const struct qact *a, int t0, float out[4][4])
+{
+    if (w->dtype == NN_Q4)
+        qdot4x4_avx512_format(w, r0, a, t0, out, 1);
+    else
+        qdot4x4_avx512_format(w, r0, a, t0, out, 0);
+}
+
+SIMD512 static void qdot_avx512(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
+{
+    int q4 = w->dtype == NN_Q4;
+    if (nt == QDOT_MAX && q4)
+        qdot_avx512_tokens(w, row, a, t0, QDOT_MAX, out, 1);
+    else if (nt == QDOT_MAX)
+        qdot_avx512_tokens(w, row, a, t0, QDOT_MAX, out, 0);
+    else if (q4)
+        for (int t = 0; t < nt; t++)
+            qdot_avx512_tokens(w, row, a, t0 + t, 1, out + t, 1);
+    else
+        for (int t = 0; t < nt; t++)
+            qdot_avx512_tokens(w, row, a, t0 + t, 1, out + t, 0);
+}
+
+static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x3_avx512,
+                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4x4_avx512};
 #else
 #define HAVE_SIMD 0
 #endif
@@ -314,17 +562,23 @@ static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, ro
 static const struct kernels *k;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
+/* The best level the processor has, capped by MELODIST_SIMD=avx512|avx2|none (the tests run every level);
+ * MELODIST_NO_SIMD=1 is MELODIST_SIMD=none. */
 static void choose_kernels(void)
 {
     k = &generic;
 #if HAVE_SIMD
-    const char *off = getenv("MELODIST_NO_SIMD");
-    if (!(off && *off && strcmp(off, "0"))) {
-        __builtin_cpu_init();
-        /* Every AVX2 processor (Haswell, Zen and later) also has F16C, which clang cannot query here. */
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            k = &avx2;
-    }
+    const char *off = getenv("MELODIST_NO_SIMD"), *level = getenv("MELODIST_SIMD");
+    if ((off && *off && strcmp(off, "0")) || (level && !strcmp(level, "none")))
+        return;
+    __builtin_cpu_init();
+    /* Every AVX2 processor (Haswell, Zen and later) also has F16C, which clang cannot query here. */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        k = &avx2;
+    if (k == &avx2 && !(level && !strcmp(level, "avx2")) && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni"))
+        k = &avx512;
 #endif
 }
 
@@ -351,35 +605,54 @@ static int quantised(const struct nn_matrix *w)
     return w->dtype == NN_Q8 || w->dtype == NN_Q4;
 }
 
-static void quantise_row(const float *x, size_t cols, int8_t *q, float *scales, float *offsets)
+/* Row i of a (x holds a->cols values), with the per-group values when the kernels read them; k_bias is the
+ * K of struct qact. */
+static void quantise_row(struct qact *a, int i, const float *x, int k_bias)
 {
+    size_t cols = a->cols, nb = cols / NN_QBLOCK;
+    int8_t *q = a->q + i * cols;
+    float *scales = a->scales + i * nb, *offsets = a->offsets + i * nb;
     uint16_t half[NN_MAX_COLS / NN_QBLOCK];
     nn_quantize_row_q8(x, (int)cols, q, half);
-    for (size_t b = 0; b < cols / NN_QBLOCK; b++) {
+    for (size_t b = 0; b < nb; b++) {
         int sum = 0;
-        for (int i = 0; i < NN_QBLOCK; i++)
-            sum += q[b * NN_QBLOCK + i];
+        for (int j = 0; j < NN_QBLOCK; j++)
+            sum += q[b * NN_QBLOCK + j];
         scales[b] = nn_f16_to_f32(half[b]);
         offsets[b] = scales[b] * (float)(8 * sum);
     }
+    if (!a->bias)
+        return;
+    for (size_t g = 0; g < cols / 4; g++) {
+        const int8_t *qg = q + 4 * g;
+        a->bias[i * cols / 4 + g] = -k_bias * (qg[0] + qg[1] + qg[2] + qg[3]);
+        a->gscale[i * cols / 4 + g] = scales[4 * g / NN_QBLOCK];
+    }
 }
 
-/* Quantises n activation rows of w->cols values into a (malloc'd); returns -1 when out of memory. */
-static int quantise_activations(const struct nn_matrix *w, const float *x, int n, struct qact *a)
+/* Bytes of the activations of n rows of cols values: scales and offsets, the per-group values when the
+ * kernels read them, then the q8 values. */
+static size_t qact_bytes(size_t n, size_t cols)
 {
-    size_t cols = (size_t)w->cols, blocks = (size_t)n * cols / NN_QBLOCK;
+    size_t floats = 2 * n * (cols / NN_QBLOCK) + (k->group_act ? 2 * n * (cols / 4) : 0);
+    return floats * sizeof(float) + n * cols;
+}
+
+/* Quantises n activation rows of w->cols values into mem (qact_bytes(n, w->cols)). */
+static void quantise_activations(const struct nn_matrix *w, const float *x, int n, void *mem, struct qact *a)
+{
+    size_t cols = (size_t)w->cols, blocks = (size_t)n * cols / NN_QBLOCK, groups = (size_t)n * cols / 4;
+    float *f = mem;
     a->cols = cols;
-    a->q = malloc((size_t)n * cols);
-    a->scales = malloc(2 * blocks * sizeof *a->scales);
-    if (!a->q || !a->scales) {
-        free(a->q), free(a->scales);
-        return -1;
+    a->scales = f, a->offsets = f + blocks, f += 2 * blocks;
+    a->bias = NULL, a->gscale = NULL;
+    if (k->group_act) {
+        a->gscale = f, a->bias = (int32_t *)(f + groups);
+        f += 2 * groups;
     }
-    a->offsets = a->scales + blocks;
+    a->q = (int8_t *)f;
     for (int i = 0; i < n; i++)
-        quantise_row(x + i * cols, cols, a->q + i * cols, a->scales + i * cols / NN_QBLOCK,
-                     a->offsets + i * cols / NN_QBLOCK);
-    return 0;
+        quantise_row(a, i, x + i * cols, w->dtype == NN_Q8 ? 128 : 8);
 }
 
 #define TILE_ROWS 8
@@ -437,20 +710,30 @@ static void float_tiles(void *ctx, int begin, int end, int thread)
     }
 }
 
-/* Each weight row stays in L1 while it meets every token's activations. */
+/* The tile's rows (a few KiB) stay in L1 while each group of QDOT_MAX tokens meets every one of them. */
 static void quantised_tiles(void *ctx, int begin, int end, int thread)
 {
     struct matmul_job *j = ctx;
     const struct nn_matrix *w = j->w;
     float out[QDOT_MAX];
     (void)thread;
-    for (int r = begin * TILE_ROWS; r < end * TILE_ROWS && r < w->rows; r++)
+    for (int tile = begin; tile < end; tile++) {
+        int r0 = tile * TILE_ROWS, r1 = r0 + TILE_ROWS < w->rows ? r0 + TILE_ROWS : w->rows;
         for (int i = 0; i < j->n; i += QDOT_MAX) {
-            int nt = j->n - i < QDOT_MAX ? j->n - i : QDOT_MAX;
-            k->qdot(w, r, &j->a, i, nt, out);
-            for (int t = 0; t < nt; t++)
-                j->y[(size_t)(i + t) * w->rows + r] = out[t];
+            int nt = j->n - i < QDOT_MAX ? j->n - i : QDOT_MAX, r = r0;
+            for (; k->qdot4x4 && nt == 4 && r + 4 <= r1; r += 4) {
+                float o[4][4];
+                k->qdot4x4(w, r, &j->a, i, o);
+                for (int t = 0; t < 4; t++)
+                    memcpy(j->y + (size_t)(i + t) * w->rows + r, o[t], sizeof o[t]);
+            }
+            for (; r < r1; r++) {
+                k->qdot(w, r, &j->a, i, nt, out);
+                for (int t = 0; t < nt; t++)
+                    j->y[(size_t)(i + t) * w->rows + r] = out[t];
+            }
         }
+    }
 }
 
 /* One token needs no heap memory (decode never fails); more tokens fall back to one at a time when the
@@ -458,15 +741,14 @@ static void quantised_tiles(void *ctx, int begin, int end, int thread)
 void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
 {
     select_kernels();
-    struct matmul_job job = {y, w, x, {NULL, NULL, NULL, 0}, n, NULL};
-    int8_t q[NN_MAX_COLS];
-    float scales[NN_MAX_COLS / NN_QBLOCK], offsets[NN_MAX_COLS / NN_QBLOCK];
+    struct matmul_job job = {y, w, x, {0}, n, NULL};
+    _Alignas(64) unsigned char one[2 * (NN_MAX_COLS / NN_QBLOCK + NN_MAX_COLS / 4) * sizeof(float) + NN_MAX_COLS];
+    void *mem = NULL;
     int ok = 1;
-    if (quantised(w) && n == 1) {
-        quantise_row(x, (size_t)w->cols, q, scales, offsets);
-        job.a = (struct qact){q, scales, offsets, (size_t)w->cols};
-    } else if (quantised(w)) {
-        ok = !quantise_activations(w, x, n, &job.a);
+    if (quantised(w)) {
+        mem = n == 1 ? one : malloc(qact_bytes((size_t)n, (size_t)w->cols));
+        if ((ok = mem != NULL))
+            quantise_activations(w, x, n, mem, &job.a);
     } else if (n > 1) {
         job.scratch = malloc((size_t)nn_threads() * TILE_ROWS * (size_t)w->cols * sizeof(float));
         ok = job.scratch != NULL;
@@ -477,8 +759,8 @@ void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
         return;
     }
     nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, quantised(w) ? quantised_tiles : float_tiles, &job);
-    if (n > 1)
-        free(job.a.q), free(job.a.scales);
+    if (mem != one)
+        free(mem);
     free(job.scratch);
 }
 
