@@ -31,8 +31,10 @@ struct kernels {
     const char *name;
     float (*dot)(const float *a, const float *b, int n);
     void (*dot4)(const float *const rows[4], const float *x, int n, float out[4]);
-    /* out[t][r] = rows[r] . xs[t] for 4 rows and 3 tokens: each loaded value serves several products */
-    void (*dot4x3)(const float *const rows[4], const float *const xs[3], int n, float out[3][4]);
+    /* out[t][r] = rows[r] . xs[t] for 4 rows and `tokens` tokens (as many as the registers hold accumulators
+     * for): each loaded value serves several products */
+    void (*dot4xn)(const float *const rows[4], const float *const xs[], int n, float out[][4]);
+    int tokens;
     float (*row_dot)(const struct nn_matrix *w, int row, const float *x);   /* f32/f16/bf16 */
     void (*dequant)(const struct nn_matrix *w, int row, float *out);         /* f32/f16/bf16 */
     /* q8/q4 row `row` against activation rows t0..t0+nt-1 (nt <= QDOT_MAX) */
@@ -111,7 +113,7 @@ static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *
     }
 }
 
-static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic,
+static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic, 3,
                                        row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
@@ -312,7 +314,7 @@ SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact
         qdot_avx2_format(w, row, a, t0, nt, out, 0);
 }
 
-static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL};
+static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, 3, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL};
 /* ---- AVX-512 kernels (F, BW, VL, VNNI): 16 floats or 64 int8 per register ---- */
 #define SIMD512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -352,29 +354,35 @@ SIMD512 static void dot4_avx512(const float *const r[4], const float *x, int n, 
     out[2] = _mm512_reduce_add_ps(s2), out[3] = _mm512_reduce_add_ps(s3);
 }
 
-SIMD512 static void dot4x3_avx512(const float *const r[4], const float *const xs[3], int n, float out[3][4])
+/* 24 accumulators, 6 activation vectors and a weight vector: 31 of the 32 registers (the loops unrolled so
+ * that the arrays stay in registers). */
+SIMD512 static void dot4x6_avx512(const float *const r[4], const float *const xs[6], int n, float out[6][4])
 {
-    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-           a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    __m512 acc[6][4];
+#pragma GCC unroll 6
+    for (int t = 0; t < 6; t++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            acc[t][q] = _mm512_setzero_ps();
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = mask16(n, i);
-        __m512 x0 = _mm512_maskz_loadu_ps(m, xs[0] + i), x1 = _mm512_maskz_loadu_ps(m, xs[1] + i),
-               x2 = _mm512_maskz_loadu_ps(m, xs[2] + i);
-        __m512 w = _mm512_maskz_loadu_ps(m, r[0] + i);
-        a00 = _mm512_fmadd_ps(w, x0, a00), a10 = _mm512_fmadd_ps(w, x1, a10), a20 = _mm512_fmadd_ps(w, x2, a20);
-        w = _mm512_maskz_loadu_ps(m, r[1] + i);
-        a01 = _mm512_fmadd_ps(w, x0, a01), a11 = _mm512_fmadd_ps(w, x1, a11), a21 = _mm512_fmadd_ps(w, x2, a21);
-        w = _mm512_maskz_loadu_ps(m, r[2] + i);
-        a02 = _mm512_fmadd_ps(w, x0, a02), a12 = _mm512_fmadd_ps(w, x1, a12), a22 = _mm512_fmadd_ps(w, x2, a22);
-        w = _mm512_maskz_loadu_ps(m, r[3] + i);
-        a03 = _mm512_fmadd_ps(w, x0, a03), a13 = _mm512_fmadd_ps(w, x1, a13), a23 = _mm512_fmadd_ps(w, x2, a23);
+        __m512 x[6];
+#pragma GCC unroll 6
+        for (int t = 0; t < 6; t++)
+            x[t] = _mm512_maskz_loadu_ps(m, xs[t] + i);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            __m512 w = _mm512_maskz_loadu_ps(m, r[q] + i);
+#pragma GCC unroll 6
+            for (int t = 0; t < 6; t++)
+                acc[t][q] = _mm512_fmadd_ps(w, x[t], acc[t][q]);
+        }
     }
-    out[0][0] = _mm512_reduce_add_ps(a00), out[0][1] = _mm512_reduce_add_ps(a01);
-    out[0][2] = _mm512_reduce_add_ps(a02), out[0][3] = _mm512_reduce_add_ps(a03);
-    out[1][0] = _mm512_reduce_add_ps(a10), out[1][1] = _mm512_reduce_add_ps(a11);
-    out[1][2] = _mm512_reduce_add_ps(a12), out[1][3] = _mm512_reduce_add_ps(a13);
-    out[2][0] = _mm512_reduce_add_ps(a20), out[2][1] = _mm512_reduce_add_ps(a21);
-    out[2][2] = _mm512_reduce_add_ps(a22), out[2][3] = _mm512_reduce_add_ps(a23);
+#pragma GCC unroll 6
+    for (int t = 0; t < 6; t++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            out[t][q] = _mm512_reduce_add_ps(acc[t][q]);
 }
 
 SIMD512 static __m512 load_half16(const uint16_t *p, __mmask16 m, int bf16)
@@ -551,7 +559,7 @@ SIMD512 static void qdot_avx512(const struct nn_matrix *w, int row, const struct
             qdot_avx512_tokens(w, row, a, t0 + t, 1, out + t, 0);
 }
 
-static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x3_avx512,
+static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x6_avx512, 6,
                                       row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4x4_avx512};
 #else
 #define HAVE_SIMD 0
@@ -656,6 +664,7 @@ static void quantise_activations(const struct nn_matrix *w, const float *x, int 
 }
 
 #define TILE_ROWS 8
+#define MAX_TOKENS 6 /* of kernels.dot4xn */
 
 struct matmul_job {
     float *y;
@@ -689,12 +698,14 @@ static void float_tiles(void *ctx, int begin, int end, int thread)
             }
         }
         int i = 0;
-        for (; i + 3 <= j->n && nr == TILE_ROWS; i += 3) {
-            const float *xs[3] = {j->x + (size_t)i * cols, j->x + (size_t)(i + 1) * cols, j->x + (size_t)(i + 2) * cols};
+        for (; i + k->tokens <= j->n && nr == TILE_ROWS; i += k->tokens) {
+            const float *xs[MAX_TOKENS];
+            for (int t = 0; t < k->tokens; t++)
+                xs[t] = j->x + (size_t)(i + t) * cols;
             for (int r = 0; r < nr; r += 4) {
-                float out[3][4];
-                k->dot4x3(rows + r, xs, cols, out);
-                for (int t = 0; t < 3; t++)
+                float out[MAX_TOKENS][4];
+                k->dot4xn(rows + r, xs, cols, out);
+                for (int t = 0; t < k->tokens; t++)
                     memcpy(j->y + (size_t)(i + t) * w->rows + r0 + r, out[t], sizeof out[t]);
             }
         }
