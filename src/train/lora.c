@@ -117,7 +117,8 @@ static void base_rows(const struct lora *L, int i, const struct nn_matrix *w, in
             nn_dequant_row(w, r0 + r, out + (size_t)r * w->cols);
 }
 
-/* y[N, rows] (+)= x wᵀ, one CHUNK of rows at a time: rows(r0, n, out) supplies w's rows as f32. */
+/* y[N, rows] = (or +=) x Wᵀ, CHUNK rows of W at a time (no [N, rows] temporary): W is the f32 matrix B when
+ * given, else base matrix i, de-quantised chunk by chunk. */
 static void chunked_matmul(const struct lora *L, int i, const struct nn_matrix *w, const float *B, int rows, int cols,
                            float *y, const float *x, int N, int accumulate, struct scratch *s)
 {
