@@ -19,6 +19,14 @@ typedef struct abc_vec {
     size_t n, cap, item;
 } abc_vec;
 void *abc_vec_push(abc_vec *v); /* zeroed new slot, NULL when out of memory */
+bool abc_vec_grow(abc_vec *v);  /* room for at least one more item */
+/* New slot, not zeroed (for callers that fill all of it: inline, as it runs once per note). */
+static inline void *abc_vec_next(abc_vec *v)
+{
+    if (v->n == v->cap && !abc_vec_grow(v))
+        return NULL;
+    return (char *)v->data + v->n++ * v->item;
+}
 bool abc_vec_reserve(abc_vec *v, size_t n); /* room for n items in all */
 void abc_vec_free(abc_vec *v);
 /* Hand the items over to the arena (freed with it) and reset the vector; returns them (NULL when empty or

@@ -106,18 +106,22 @@ bool abc_vec_reserve(abc_vec *v, size_t n)
     return true;
 }
 
+bool abc_vec_grow(abc_vec *v)
+{
+    size_t cap = v->cap ? v->cap * 2 : 64;
+    void *d = realloc(v->data, cap * v->item);
+    if (!d)
+        return false;
+    v->data = d;
+    v->cap = cap;
+    return true;
+}
+
 void *abc_vec_push(abc_vec *v)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        void *d = realloc(v->data, cap * v->item);
-        if (!d)
-            return NULL;
-        v->data = d;
-        v->cap = cap;
-    }
-    void *slot = (char *)v->data + v->n++ * v->item;
-    memset(slot, 0, v->item);
+    void *slot = abc_vec_next(v);
+    if (slot)
+        memset(slot, 0, v->item);
     return slot;
 }
 

@@ -36,6 +36,7 @@ typedef struct voice_state {
     size_t chord_first;
     bool overlay;
     abc_frac overlay_main_t;
+    bool rewound;                 /* time went back (overlay, broken rhythm): events may be out of order */
     size_t lyric_mark;            /* events before this index already have lyrics (or are a previous line's) */
     const char *pending_part;
     abc_len memo_len;             /* note_length()'s last answer */
@@ -181,7 +182,8 @@ static void end_group(voice_state *v, size_t first, abc_frac mult)
     v->group_start = v->t;
     v->have_group = true;
     v->t = abc_frac_add(v->t, ev[first].dur);
-    memcpy(v->ties, v->next_ties, sizeof v->ties);
+    for (int i = 0; i < v->n_next_ties; i++)
+        v->ties[i] = v->next_ties[i];
     v->n_ties = v->n_next_ties;
     v->n_next_ties = 0;
 }
@@ -200,6 +202,7 @@ static void apply_broken(builder *b, voice_state *v, const abc_element *e)
     for (size_t i = v->group_first; i < v->events.n; i++)
         ev[i].dur = abc_frac_mul(ev[i].dur, before);
     v->t = abc_frac_add(v->group_start, ev[v->group_first].dur);
+    v->rewound = true;
 }
 
 static int note_pitch(voice_state *v, const abc_note *n, bool *tied)
@@ -236,7 +239,8 @@ static abc_frac len_frac(abc_len l)
 /* unit * written length, remembering the last one (runs of equal lengths are the rule) */
 static abc_frac note_length(voice_state *v, abc_len len)
 {
-    if (len.num != v->memo_len.num || len.den != v->memo_len.den || !abc_frac_eq(v->unit, v->memo_unit)) {
+    if (len.num != v->memo_len.num || len.den != v->memo_len.den || v->unit.num != v->memo_unit.num ||
+        v->unit.den != v->memo_unit.den) {
         v->memo_len = len;
         v->memo_unit = v->unit;
         v->memo_dur = abc_frac_mul(v->unit, len_frac(len));
@@ -246,15 +250,11 @@ static abc_frac note_length(voice_state *v, abc_len len)
 
 static abc_event *push_event(builder *b, voice_state *v, const abc_element *e, int element)
 {
-    abc_event *ev = abc_vec_push(&v->events);
+    abc_event *ev = abc_vec_next(&v->events);
     if (!ev)
         return NULL;
-    ev->start = v->t;
-    ev->bar = (int)v->bars.n - 1;
-    ev->chord = -1;
-    ev->element = element;
-    ev->line = e->line;
-    ev->col = e->col;
+    *ev = (abc_event){.start = v->t, .bar = (int)v->bars.n - 1, .chord = -1, .element = element, .line = e->line,
+                      .col = e->col};
     (void)b;
     return ev;
 }
@@ -347,6 +347,7 @@ static void close_bar(builder *b, voice_state *v, const abc_element *e)
     if (v->overlay) {
         v->t = v->overlay_main_t;
         v->overlay = false;
+        v->rewound = true;
     }
     abc_bar *bar = cur_bar(v);
     bool empty = v->events.n == bar->first_event && abc_frac_eq(v->t, bar->start);
@@ -373,16 +374,11 @@ static void close_bar(builder *b, voice_state *v, const abc_element *e)
     bar->end_style = e->u.bar.style;
     bar->closed = true;
     bar->n_events = v->events.n - bar->first_event;
-    abc_bar *nb = abc_vec_push(&v->bars);
+    abc_bar *nb = abc_vec_next(&v->bars);
     if (!nb)
         return;
-    nb->start = v->t;
-    nb->meter = v->meter;
-    nb->first_event = v->events.n;
-    nb->repeat_start = e->u.bar.repeat_start;
-    nb->line = e->line;
-    nb->col = e->col;
-    nb->part = v->pending_part;
+    *nb = (abc_bar){.start = v->t, .meter = v->meter, .first_event = v->events.n,
+                    .repeat_start = e->u.bar.repeat_start, .line = e->line, .col = e->col, .part = v->pending_part};
     v->pending_part = NULL;
     (void)b;
 }
@@ -651,6 +647,7 @@ static void walk_body(builder *b)
                     v->overlay = true;
                 }
                 v->t = cur_bar(v)->start;
+                v->rewound = true;
             }
             break;
         case ABC_EL_CHORD_SYMBOL:
@@ -712,7 +709,7 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
     out->n_bars = v->bars.n;
     abc_event *ev = v->events.data;
     bool sorted = true;
-    for (size_t i = 1; i < v->events.n && sorted; i++)
+    for (size_t i = 1; v->rewound && i < v->events.n && sorted; i++)
         sorted = abc_frac_cmp(ev[i - 1].start, ev[i].start) <= 0;
     if (!sorted) /* overlays: keep each bar's events together, ordered by time */
         for (size_t k = 0; k < v->bars.n; k++) {

@@ -38,9 +38,9 @@ static void diag(parser *p, size_t off, const char *category, const char *hint, 
 
 static abc_element *push_el(parser *p, abc_element_kind kind, size_t off, size_t len)
 {
-    if (p->els.n == p->els.cap && !abc_vec_reserve(&p->els, p->els.cap ? p->els.cap * 2 : 256))
+    abc_element *e = abc_vec_next(&p->els);
+    if (!e)
         return NULL;
-    abc_element *e = (abc_element *)p->els.data + p->els.n++;
     *e = (abc_element){.kind = kind, .line = p->line, .col = (int)(off - p->line_start) + 1,
                        .src_off = (uint32_t)off, .src_len = (uint32_t)len};
     return e;
@@ -77,6 +77,12 @@ static void note_meter(parser *p, const char *value)
 
 /* ---------------------------------------------------------------- music lines */
 
+/* isdigit() without the locale table lookup: ASCII digits only, as in the C locale */
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
 static bool is_note_letter(char c)
 {
     return (c >= 'A' && c <= 'G') || (c >= 'a' && c <= 'g');
@@ -90,12 +96,16 @@ static bool is_deco_char(char c)
 /* Length after a note, rest or chord: digits, slashes, digits. */
 static size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
 {
+    if (i >= end || (!is_digit(p->s[i]) && p->s[i] != '/')) { /* the common case: no length written */
+        *len = (abc_len){1, 1};
+        return i;
+    }
     int64_t num = 1, den = 1;
     bool bad = false;
     size_t start = i;
-    if (i < end && isdigit((unsigned char)p->s[i])) {
+    if (i < end && is_digit(p->s[i])) {
         num = 0;
-        while (i < end && isdigit((unsigned char)p->s[i])) {
+        while (i < end && is_digit(p->s[i])) {
             if (num < MAX_LEN_NUMBER * 10)
                 num = num * 10 + (p->s[i] - '0');
             i++;
@@ -107,9 +117,9 @@ static size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
         i++;
     }
     if (slashes) {
-        if (i < end && isdigit((unsigned char)p->s[i])) {
+        if (i < end && is_digit(p->s[i])) {
             den = 0;
-            while (i < end && isdigit((unsigned char)p->s[i])) {
+            while (i < end && is_digit(p->s[i])) {
                 if (den < MAX_LEN_NUMBER * 10)
                     den = den * 10 + (p->s[i] - '0');
                 i++;
@@ -256,7 +266,7 @@ static size_t parse_tuplet(parser *p, size_t i, size_t end)
                 break;
             i++;
         }
-        while (i < end && isdigit((unsigned char)p->s[i])) {
+        while (i < end && is_digit(p->s[i])) {
             if (v[k] < 1000)
                 v[k] = v[k] * 10 + (p->s[i] - '0');
             given[k] = true;
@@ -285,8 +295,8 @@ static size_t parse_tuplet(parser *p, size_t i, size_t end)
 static size_t parse_ending(parser *p, size_t start, size_t i, size_t end, bool attached)
 {
     size_t a = i;
-    while (i < end && (isdigit((unsigned char)p->s[i]) ||
-                       ((p->s[i] == ',' || p->s[i] == '-') && i + 1 < end && isdigit((unsigned char)p->s[i + 1]))))
+    while (i < end && (is_digit(p->s[i]) ||
+                       ((p->s[i] == ',' || p->s[i] == '-') && i + 1 < end && is_digit(p->s[i + 1]))))
         i++;
     abc_element *e = push_el(p, ABC_EL_ENDING, start, i - start);
     if (e) {
@@ -349,7 +359,7 @@ static size_t parse_bar(parser *p, size_t i, size_t end)
         e->u.bar.repeat_start = (uint8_t)(c2 > 9 ? 9 : c2);
         e->u.bar.compact = body_len == 0;
     }
-    if (i < end && isdigit((unsigned char)p->s[i]))
+    if (i < end && is_digit(p->s[i]))
         i = parse_ending(p, i, i, end, true);
     return i;
 }
@@ -470,7 +480,7 @@ static void parse_music_line(parser *p, size_t i, size_t end)
             i++;
             break;
         case '(':
-            if (i + 1 < end && isdigit((unsigned char)p->s[i + 1])) {
+            if (i + 1 < end && is_digit(p->s[i + 1])) {
                 i = parse_tuplet(p, i, end);
             } else {
                 push_el(p, ABC_EL_SLUR_BEGIN, i, 1);
@@ -505,7 +515,7 @@ static void parse_music_line(parser *p, size_t i, size_t end)
         case '[':
             if (i + 2 < end && isalpha((unsigned char)p->s[i + 1]) && p->s[i + 2] == ':') {
                 i = parse_inline_field(p, i, end);
-            } else if (i + 1 < end && isdigit((unsigned char)p->s[i + 1])) {
+            } else if (i + 1 < end && is_digit(p->s[i + 1])) {
                 i = parse_ending(p, i, i + 1, end, false);
             } else if (i + 1 < end && p->s[i + 1] == '|') {
                 i = parse_bar(p, i, end);
