@@ -237,7 +237,7 @@ static abc_frac len_frac(abc_len l)
 }
 
 /* unit * written length, remembering the last one (runs of equal lengths are the rule) */
-static abc_frac note_length(voice_state *v, abc_len len)
+static inline abc_frac note_length(voice_state *v, abc_len len)
 {
     if (len.num != v->memo_len.num || len.den != v->memo_len.den || v->unit.num != v->memo_unit.num ||
         v->unit.den != v->memo_unit.den) {
@@ -248,7 +248,7 @@ static abc_frac note_length(voice_state *v, abc_len len)
     return v->memo_dur;
 }
 
-static abc_event *push_event(builder *b, voice_state *v, const abc_element *e, int element)
+static inline abc_event *push_event(builder *b, voice_state *v, const abc_element *e, int element)
 {
     abc_event *ev = abc_vec_next(&v->events);
     if (!ev)

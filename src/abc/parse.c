@@ -36,7 +36,7 @@ static void diag(parser *p, size_t off, const char *category, const char *hint, 
                        msg);
 }
 
-static abc_element *push_el(parser *p, abc_element_kind kind, size_t off, size_t len)
+static inline abc_element *push_el(parser *p, abc_element_kind kind, size_t off, size_t len)
 {
     abc_element *e = abc_vec_next(&p->els);
     if (!e)
@@ -93,13 +93,9 @@ static bool is_deco_char(char c)
     return strchr(".~HLMOPSTuvJRy", c) != NULL && c;
 }
 
-/* Length after a note, rest or chord: digits, slashes, digits. */
-static size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
+/* A written length: digits, slashes, digits. */
+static size_t parse_written_len(parser *p, size_t i, size_t end, abc_len *len)
 {
-    if (i >= end || (!is_digit(p->s[i]) && p->s[i] != '/')) { /* the common case: no length written */
-        *len = (abc_len){1, 1};
-        return i;
-    }
     int64_t num = 1, den = 1;
     bool bad = false;
     size_t start = i;
@@ -147,6 +143,15 @@ static size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
     }
     len->num = (int32_t)num;
     len->den = bad ? 0 : (int32_t)den;
+    return i;
+}
+
+/* Length after a note, rest or chord (1/1 when none is written: the common case, kept inline). */
+static inline size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
+{
+    if (i < end && (is_digit(p->s[i]) || p->s[i] == '/'))
+        return parse_written_len(p, i, end, len);
+    *len = (abc_len){1, 1};
     return i;
 }
 
