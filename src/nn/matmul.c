@@ -23,6 +23,7 @@ struct qact {
      * q), K = 128 for q8 weights and 8 for q4, and gscale[g] = the scale of the group's block. */
     int32_t *bias;
     float *gscale;
+    int32_t *block_bias; /* -K * (sum of the block's q) */
 };
 
 #define QDOT_MAX 4 /* tokens per qdot call */
@@ -39,10 +40,26 @@ struct kernels {
     void (*dequant)(const struct nn_matrix *w, int row, float *out);         /* f32/f16/bf16 */
     /* q8/q4 row `row` against activation rows t0..t0+nt-1 (nt <= QDOT_MAX) */
     void (*qdot)(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out);
-    int group_act; /* qdot reads qact.bias and qact.gscale */
+    int group_act; /* qdot reads qact.bias, qact.gscale and qact.block_bias */
     /* out[t][r]: rows r0..r0+3 against tokens t0..t0+nt-1 (nt <= QDOT_MAX), or NULL (qdot row by row) */
     void (*qdot4)(const struct nn_matrix *w, int r0, const struct qact *a, int t0, int nt, float out[][4]);
+    /* prefill: rows r0..r0+15 repacked into scratch (repack_bytes), then met by 4 tokens at a time; or NULL */
+    void (*repack16)(const struct nn_matrix *w, int r0, void *scratch);
+    void (*qdot16)(const void *scratch, size_t blocks, const struct qact *a, int t0, float *y, size_t ystride);
 };
+
+/* Prefill of q8/q4 rows 16 at a time: a tile of 16 rows is first repacked (per thread, once per product) so
+ * that 32-bit lane j of a register holds 4 consecutive unsigned weights u = w + K of row j. One vpdpbusd with
+ * the token's matching 4 activations broadcast then advances all 16 rows, and a whole block's integer dot
+ * builds up in each lane before it meets the float scales: 8 vpdpbusd + 3 float operations per block, row
+ * group and token, where qdot4 needs 4 float operations per 2 blocks, row and token. */
+#define REPACK_ROWS 16
+
+/* Scratch layout for `blocks` blocks: u[blocks][8 groups][16 rows][4], then the weight scales [blocks][16]. */
+static size_t repack_bytes(size_t blocks)
+{
+    return blocks * (NN_QBLOCK * REPACK_ROWS + REPACK_ROWS * sizeof(float));
+}
 
 /* ---- portable kernels ---- */
 
@@ -114,7 +131,7 @@ static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *
 }
 
 static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic, 3,
-                                       row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL};
+                                       row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL, NULL, NULL};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
 #if defined(__x86_64__) || defined(__i386__)
@@ -314,7 +331,7 @@ SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact
         qdot_avx2_format(w, row, a, t0, nt, out, 0);
 }
 
-static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, 3, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL};
+static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, 3, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL, NULL, NULL};
 /* ---- AVX-512 kernels (F, BW, VL, VNNI): 16 floats or 64 int8 per register ---- */
 #define SIMD512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -568,8 +585,75 @@ SIMD512 static void qdot_avx512(const struct nn_matrix *w, int row, const struct
             qdot_avx512_tokens(w, row, a, t0 + t, 1, out + t, 0);
 }
 
+SIMD512 static void repack16_avx512(const struct nn_matrix *w, int r0, void *scratch)
+{
+    size_t n = (size_t)w->cols, blocks = n / NN_QBLOCK;
+    uint8_t *u = scratch;
+    float *ws = (float *)(u + blocks * NN_QBLOCK * REPACK_ROWS);
+    for (int j = 0; j < REPACK_ROWS; j++) {
+        size_t base = (size_t)(r0 + j) * n;
+        const uint16_t *sw = w->scales + base / NN_QBLOCK;
+        for (size_t b = 0; b < blocks; b++) {
+            uint8_t v[NN_QBLOCK];
+            if (w->dtype == NN_Q8) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)((const int8_t *)w->data + base + b * NN_QBLOCK));
+                _mm256_storeu_si256((__m256i *)v, _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
+            } else {
+                __m128i q = _mm_loadu_si128((const __m128i *)((const uint8_t *)w->data + (base + b * NN_QBLOCK) / 2));
+                const __m128i mask = _mm_set1_epi8(0xF);
+                _mm_storeu_si128((__m128i *)v, _mm_and_si128(q, mask));
+                _mm_storeu_si128((__m128i *)(v + 16), _mm_and_si128(_mm_srli_epi16(q, 4), mask));
+            }
+            for (int g = 0; g < NN_QBLOCK / 4; g++)
+                memcpy(u + ((b * (NN_QBLOCK / 4) + g) * REPACK_ROWS + j) * 4, v + 4 * g, 4);
+            ws[b * REPACK_ROWS + j] = _cvtsh_ss(sw[b]);
+        }
+    }
+}
+
+/* y[t][0..15] for tokens t0..t0+3 against the repacked tile (y rows ystride apart). */
+SIMD512 static void qdot16_avx512(const void *scratch, size_t blocks, const struct qact *a, int t0, float *y,
+                                  size_t ystride)
+{
+    const uint8_t *u = scratch;
+    const float *ws = (const float *)(u + blocks * NN_QBLOCK * REPACK_ROWS);
+    size_t c = a->cols, nb = c / NN_QBLOCK;
+    const int8_t *x = a->q + (size_t)t0 * c;
+    const int32_t *bias = a->block_bias + (size_t)t0 * nb;
+    const float *sx = a->scales + (size_t)t0 * nb;
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        __m512i wv[NN_QBLOCK / 4];
+#pragma GCC unroll 8
+        for (int g = 0; g < NN_QBLOCK / 4; g++)
+            wv[g] = _mm512_loadu_si512(u + (b * (NN_QBLOCK / 4) + g) * 64);
+        __m512 wsv = _mm512_loadu_ps(ws + b * REPACK_ROWS);
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const int8_t *xb = x + t * c + b * NN_QBLOCK;
+            int32_t xg[NN_QBLOCK / 4];
+            memcpy(xg, xb, sizeof xg);
+            /* two chains per token: the vpdpbusd latency is hidden behind 8 independent sums */
+            __m512i d0 = _mm512_set1_epi32(bias[t * nb + b]), d1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < NN_QBLOCK / 4; g += 2) {
+                d0 = _mm512_dpbusd_epi32(d0, wv[g], _mm512_set1_epi32(xg[g]));
+                d1 = _mm512_dpbusd_epi32(d1, wv[g + 1], _mm512_set1_epi32(xg[g + 1]));
+            }
+            __m512 d = _mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1));
+            acc[t] = _mm512_fmadd_ps(d, _mm512_mul_ps(wsv, _mm512_set1_ps(sx[t * nb + b])), acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+        _mm512_storeu_ps(y + t * ystride, acc[t]);
+}
+
 static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x6_avx512, 6,
-                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4_avx512};
+                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4_avx512, repack16_avx512, qdot16_avx512};
 #else
 #define HAVE_SIMD 0
 #endif
@@ -637,6 +721,8 @@ static void quantise_row(struct qact *a, int i, const float *x, int k_bias)
             sum += q[b * NN_QBLOCK + j];
         scales[b] = nn_f16_to_f32(half[b]);
         offsets[b] = scales[b] * (float)(8 * sum);
+        if (a->block_bias)
+            a->block_bias[i * nb + b] = -k_bias * sum;
     }
     if (!a->bias)
         return;
@@ -651,7 +737,7 @@ static void quantise_row(struct qact *a, int i, const float *x, int k_bias)
  * kernels read them, then the q8 values. */
 static size_t qact_bytes(size_t n, size_t cols)
 {
-    size_t floats = 2 * n * (cols / NN_QBLOCK) + (k->group_act ? 2 * n * (cols / 4) : 0);
+    size_t floats = 2 * n * (cols / NN_QBLOCK) + (k->group_act ? 2 * n * (cols / 4) + n * (cols / NN_QBLOCK) : 0);
     return floats * sizeof(float) + n * cols;
 }
 
@@ -662,17 +748,18 @@ static void quantise_activations(const struct nn_matrix *w, const float *x, int 
     float *f = mem;
     a->cols = cols;
     a->scales = f, a->offsets = f + blocks, f += 2 * blocks;
-    a->bias = NULL, a->gscale = NULL;
+    a->bias = NULL, a->gscale = NULL, a->block_bias = NULL;
     if (k->group_act) {
-        a->gscale = f, a->bias = (int32_t *)(f + groups);
-        f += 2 * groups;
+        a->gscale = f, a->bias = (int32_t *)(f + groups), a->block_bias = (int32_t *)(f + 2 * groups);
+        f += 2 * groups + blocks;
     }
     a->q = (int8_t *)f;
     for (int i = 0; i < n; i++)
         quantise_row(a, i, x + i * cols, w->dtype == NN_Q8 ? 128 : 8);
 }
 
-#define TILE_ROWS 8
+#define TILE_ROWS 8   /* float weights */
+#define QTILE_ROWS REPACK_ROWS /* quantised weights */
 #define MAX_TOKENS 6 /* of kernels.dot4xn */
 
 struct matmul_job {
@@ -681,7 +768,7 @@ struct matmul_job {
     const float *x;
     struct qact a;
     int n;
-    float *scratch; /* float weights, n > 1: per thread TILE_ROWS * cols */
+    void *scratch; /* n > 1: per thread, float weights TILE_ROWS * cols, or the repacked tile (NULL: none) */
 };
 
 static void float_tiles(void *ctx, int begin, int end, int thread)
@@ -689,7 +776,7 @@ static void float_tiles(void *ctx, int begin, int end, int thread)
     struct matmul_job *j = ctx;
     const struct nn_matrix *w = j->w;
     int cols = w->cols;
-    float *tile = j->scratch + (size_t)thread * TILE_ROWS * cols;
+    float *tile = (float *)j->scratch + (size_t)thread * TILE_ROWS * cols;
     for (int t = begin; t < end; t++) {
         int r0 = t * TILE_ROWS, nr = w->rows - r0 < TILE_ROWS ? w->rows - r0 : TILE_ROWS;
         if (j->n == 1) {
@@ -730,16 +817,23 @@ static void float_tiles(void *ctx, int begin, int end, int thread)
     }
 }
 
-/* The tile's rows (a few KiB) stay in L1 while each group of QDOT_MAX tokens meets every one of them. */
+/* The tile's rows (a few KiB) stay in L1 while each group of QDOT_MAX tokens meets every one of them; with
+ * repack16, a full tile meets 4 tokens at a time in its repacked form first. */
 static void quantised_tiles(void *ctx, int begin, int end, int thread)
 {
     struct matmul_job *j = ctx;
     const struct nn_matrix *w = j->w;
+    size_t blocks = (size_t)w->cols / NN_QBLOCK;
     float out[QDOT_MAX];
-    (void)thread;
     for (int tile = begin; tile < end; tile++) {
-        int r0 = tile * TILE_ROWS, r1 = r0 + TILE_ROWS < w->rows ? r0 + TILE_ROWS : w->rows;
-        for (int i = 0; i < j->n; i += QDOT_MAX) {
+        int r0 = tile * QTILE_ROWS, r1 = r0 + QTILE_ROWS < w->rows ? r0 + QTILE_ROWS : w->rows, i = 0;
+        if (j->scratch && r1 - r0 == REPACK_ROWS) {
+            void *packed = (char *)j->scratch + (size_t)thread * repack_bytes(blocks);
+            k->repack16(w, r0, packed);
+            for (; i + 4 <= j->n; i += 4)
+                k->qdot16(packed, blocks, &j->a, i, j->y + (size_t)i * w->rows + r0, (size_t)w->rows);
+        }
+        for (; i < j->n; i += QDOT_MAX) {
             int nt = j->n - i < QDOT_MAX ? j->n - i : QDOT_MAX, r = r0;
             for (; k->qdot4 && r + 4 <= r1; r += 4) {
                 float o[QDOT_MAX][4];
@@ -762,11 +856,13 @@ void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
 {
     select_kernels();
     struct matmul_job job = {y, w, x, {0}, n, NULL};
-    _Alignas(64) unsigned char one[2 * (NN_MAX_COLS / NN_QBLOCK + NN_MAX_COLS / 4) * sizeof(float) + NN_MAX_COLS];
+    _Alignas(64) unsigned char one[(3 * NN_MAX_COLS / NN_QBLOCK + 2 * NN_MAX_COLS / 4) * sizeof(float) + NN_MAX_COLS];
     void *mem = NULL;
     int ok = 1;
     if (quantised(w)) {
         mem = n == 1 ? one : malloc(qact_bytes((size_t)n, (size_t)w->cols));
+        if (k->repack16 && n >= 4)
+            job.scratch = malloc((size_t)nn_threads() * repack_bytes((size_t)w->cols / NN_QBLOCK));
         if ((ok = mem != NULL))
             quantise_activations(w, x, n, mem, &job.a);
     } else if (n > 1) {
@@ -774,11 +870,15 @@ void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
         ok = job.scratch != NULL;
     }
     if (!ok) {
+        free(job.scratch);
         for (int i = 0; i < n; i++)
             nn_matmul(y + (size_t)i * w->rows, w, x + (size_t)i * w->cols, 1);
         return;
     }
-    nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, quantised(w) ? quantised_tiles : float_tiles, &job);
+    if (quantised(w))
+        nn_parallel_for((w->rows + QTILE_ROWS - 1) / QTILE_ROWS, quantised_tiles, &job);
+    else
+        nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, float_tiles, &job);
     if (mem != one)
         free(mem);
     free(job.scratch);
