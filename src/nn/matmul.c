@@ -41,8 +41,9 @@ struct kernels {
     /* q8/q4 row `row` against activation rows t0..t0+nt-1 (nt <= QDOT_MAX) */
     void (*qdot)(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out);
     int group_act; /* qdot reads qact.bias, qact.gscale and qact.block_bias */
-    /* out[t][r]: rows r0..r0+3 against tokens t0..t0+nt-1 (nt <= QDOT_MAX), or NULL (qdot row by row) */
-    void (*qdot4)(const struct nn_matrix *w, int r0, const struct qact *a, int t0, int nt, float out[][4]);
+    /* out[t][r]: rows r0..r0+3 against tokens t0..t0+3, or NULL (qdot row by row). Not for decode: four rows
+     * read side by side from memory stream at a third of the speed of one row at a time. */
+    void (*qdot4x4)(const struct nn_matrix *w, int r0, const struct qact *a, int t0, float out[4][4]);
     /* prefill: rows r0..r0+15 repacked into scratch (repack_bytes), then met by 4 tokens at a time; or NULL */
     void (*repack16)(const struct nn_matrix *w, int r0, void *scratch);
     void (*qdot16)(const void *scratch, size_t blocks, const struct qact *a, int t0, float *y, size_t ystride);
@@ -505,12 +506,11 @@ static inline __attribute__((always_inline)) SIMD512 void qdot_avx512_tokens(con
         out[t] = _mm512_reduce_add_ps(acc[t]);
 }
 
-/* Rows r0..r0+3 against tokens t0..t0+nt-1 (nt = 1 or 4, a constant after inlining): every unpacked weight
- * chunk meets nt tokens and every loaded token chunk four rows, which halves the loads per product of
- * qdot_avx512_tokens (loads are what bound it). */
-static inline __attribute__((always_inline)) SIMD512 void qdot4_avx512_format(const struct nn_matrix *w, int r0,
-                                                                              const struct qact *a, int t0, int nt,
-                                                                              float out[][4], int q4)
+/* Rows r0..r0+3 against tokens t0..t0+3: every unpacked weight chunk meets four tokens and every loaded token
+ * chunk four rows, which halves the loads per product of qdot_avx512_tokens (loads are what bound it). */
+static inline __attribute__((always_inline)) SIMD512 void qdot4x4_avx512_format(const struct nn_matrix *w, int r0,
+                                                                                const struct qact *a, int t0,
+                                                                                float out[4][4], int q4)
 {
     size_t n = (size_t)w->cols, blocks = n / NN_QBLOCK, c = a->cols, gc = c / 4;
     const int8_t *x = a->q + (size_t)t0 * c;
@@ -536,7 +536,7 @@ static inline __attribute__((always_inline)) SIMD512 void qdot4_avx512_format(co
             ws[r] = scale_chunk(w->scales + (size_t)(r0 + r) * blocks, b, nb);
         }
 #pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) {
+        for (int t = 0; t < 4; t++) {
             __m512i xv = _mm512_maskz_loadu_epi8(mx, x + t * c + b * NN_QBLOCK);
             __m512i bv = _mm512_maskz_loadu_epi32(mg, bias + t * gc + g);
             __m512 sv = _mm512_maskz_loadu_ps(mg, gs + t * gc + g);
@@ -550,24 +550,16 @@ static inline __attribute__((always_inline)) SIMD512 void qdot4_avx512_format(co
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < nt; t++)
+        for (int t = 0; t < 4; t++)
             out[t][r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-SIMD512 static void qdot4_avx512(const struct nn_matrix *w, int r0, const struct qact *a, int t0, int nt,
-                                 float out[][4])
+SIMD512 static void qdot4x4_avx512(const struct nn_matrix *w, int r0, const struct qact *a, int t0, float out[4][4])
 {
-    int q4 = w->dtype == NN_Q4;
-    if (nt == 4 && q4)
-        qdot4_avx512_format(w, r0, a, t0, 4, out, 1);
-    else if (nt == 4)
-        qdot4_avx512_format(w, r0, a, t0, 4, out, 0);
-    else if (q4)
-        for (int t = 0; t < nt; t++)
-            qdot4_avx512_format(w, r0, a, t0 + t, 1, out + t, 1);
+    if (w->dtype == NN_Q4)
+        qdot4x4_avx512_format(w, r0, a, t0, out, 1);
     else
-        for (int t = 0; t < nt; t++)
-            qdot4_avx512_format(w, r0, a, t0 + t, 1, out + t, 0);
+        qdot4x4_avx512_format(w, r0, a, t0, out, 0);
 }
 
 SIMD512 static void qdot_avx512(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
@@ -653,7 +645,7 @@ SIMD512 static void qdot16_avx512(const void *scratch, size_t blocks, const stru
 }
 
 static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x6_avx512, 6,
-                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4_avx512, repack16_avx512, qdot16_avx512};
+                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4x4_avx512, repack16_avx512, qdot16_avx512};
 #else
 #define HAVE_SIMD 0
 #endif
@@ -835,10 +827,10 @@ static void quantised_tiles(void *ctx, int begin, int end, int thread)
         }
         for (; i < j->n; i += QDOT_MAX) {
             int nt = j->n - i < QDOT_MAX ? j->n - i : QDOT_MAX, r = r0;
-            for (; k->qdot4 && r + 4 <= r1; r += 4) {
-                float o[QDOT_MAX][4];
-                k->qdot4(w, r, &j->a, i, nt, o);
-                for (int t = 0; t < nt; t++)
+            for (; k->qdot4x4 && nt == 4 && r + 4 <= r1; r += 4) {
+                float o[4][4];
+                k->qdot4x4(w, r, &j->a, i, o);
+                for (int t = 0; t < 4; t++)
                     memcpy(j->y + (size_t)(i + t) * w->rows + r, o[t], sizeof o[t]);
             }
             for (; r < r1; r++) {
