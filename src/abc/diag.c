@@ -162,7 +162,10 @@ static int cmp_pos(const void *a, const void *b)
 /* Stable merge sort (diagnostics of several passes arrive as sorted runs). */
 void abc_diags_sort(abc_diags *d)
 {
-    if (d->n < 2)
+    size_t ordered = 1;
+    while (ordered < d->n && cmp_pos(&d->items[ordered - 1], &d->items[ordered]) <= 0)
+        ordered++;
+    if (ordered >= d->n) /* the usual case: passes report in order */
         return;
     abc_diag *tmp = malloc(d->n * sizeof *tmp);
     if (!tmp)

@@ -1,31 +1,9 @@
 /* Exact rational arithmetic for note times. Intermediate products use 128 bits; a result whose reduced
  * form does not fit 64 bits (only reachable with absurd tuplet nesting) is rounded to a 2^-40 grid so
  * that nothing overflows. */
-#include "melodist/abc.h"
+#include "frac_inline.h"
 
-/* Binary GCD: shifts instead of divisions. */
-static int64_t gcd64(int64_t a, int64_t b)
-{
-    uint64_t u = a < 0 ? -(uint64_t)a : (uint64_t)a, v = b < 0 ? -(uint64_t)b : (uint64_t)b;
-    if (u == 0)
-        return (int64_t)v;
-    if (v == 0)
-        return (int64_t)u;
-    int shift = __builtin_ctzll(u | v);
-    u >>= __builtin_ctzll(u);
-    do {
-        v >>= __builtin_ctzll(v);
-        if (u > v) {
-            uint64_t t = u;
-            u = v;
-            v = t;
-        }
-        v -= u;
-    } while (v);
-    return (int64_t)(u << shift);
-}
-
-static abc_frac reduce128(__int128 num, __int128 den)
+abc_frac abc_frac_reduce128(__int128 num, __int128 den)
 {
     if (den == 0)
         return (abc_frac){0, 1};
@@ -51,27 +29,9 @@ static abc_frac reduce128(__int128 num, __int128 den)
             scaled = lim;
         if (scaled < -lim)
             scaled = -lim;
-        return reduce128(scaled, grid);
+        return abc_frac_reduce128(scaled, grid);
     }
     return (abc_frac){(int64_t)num, (int64_t)den};
-}
-
-/* Fast path: everything fits 64 bits (all real music); otherwise the exact 128-bit route. */
-static abc_frac reduce64(int64_t num, int64_t den)
-{
-    if (!(den & (den - 1))) { /* power-of-two denominators (most note times): the gcd is a shift */
-        if (num == 0)
-            return (abc_frac){0, 1};
-        int k = __builtin_ctzll((uint64_t)num), l = __builtin_ctzll((uint64_t)den);
-        k = k < l ? k : l;
-        return (abc_frac){num >> k, den >> k};
-    }
-    int64_t g = gcd64(num, den);
-    if (g > 1) {
-        num /= g;
-        den /= g;
-    }
-    return (abc_frac){num, den};
 }
 
 abc_frac abc_frac_make(int64_t num, int64_t den)
@@ -82,54 +42,38 @@ abc_frac abc_frac_make(int64_t num, int64_t den)
         num = -num;
         den = -den;
     } else if (den < 0) {
-        return reduce128(-(__int128)num, -(__int128)den);
+        return abc_frac_reduce128(-(__int128)num, -(__int128)den);
     }
     return reduce64(num, den);
 }
 
 abc_frac abc_frac_add(abc_frac a, abc_frac b)
 {
-    int64_t x, y, n, d;
-    if (a.den == b.den && !__builtin_add_overflow(a.num, b.num, &n))
-        return reduce64(n, a.den);
-    if (!__builtin_mul_overflow(a.num, b.den, &x) && !__builtin_mul_overflow(b.num, a.den, &y) &&
-        !__builtin_add_overflow(x, y, &n) && !__builtin_mul_overflow(a.den, b.den, &d))
-        return reduce64(n, d);
-    return reduce128((__int128)a.num * b.den + (__int128)b.num * a.den, (__int128)a.den * b.den);
+    return frac_add(a, b);
 }
 
 abc_frac abc_frac_sub(abc_frac a, abc_frac b)
 {
     if (b.num == INT64_MIN)
-        return reduce128((__int128)a.num * b.den - (__int128)b.num * a.den, (__int128)a.den * b.den);
-    return abc_frac_add(a, (abc_frac){-b.num, b.den});
+        return abc_frac_reduce128((__int128)a.num * b.den - (__int128)b.num * a.den, (__int128)a.den * b.den);
+    return frac_add(a, (abc_frac){-b.num, b.den});
 }
 
 abc_frac abc_frac_mul(abc_frac a, abc_frac b)
 {
-    int64_t n, d;
-    if (b.num == 1 && b.den == 1)
-        return a;
-    if (a.num == 1 && a.den == 1)
-        return b;
-    if (!__builtin_mul_overflow(a.num, b.num, &n) && !__builtin_mul_overflow(a.den, b.den, &d))
-        return reduce64(n, d);
-    return reduce128((__int128)a.num * b.num, (__int128)a.den * b.den);
+    return frac_mul(a, b);
 }
 
 abc_frac abc_frac_div(abc_frac a, abc_frac b)
 {
     if (b.num == 0)
         return (abc_frac){0, 1};
-    return reduce128((__int128)a.num * b.den, (__int128)a.den * b.num);
+    return abc_frac_reduce128((__int128)a.num * b.den, (__int128)a.den * b.num);
 }
 
 int abc_frac_cmp(abc_frac a, abc_frac b)
 {
-    if (a.den == b.den)
-        return (a.num > b.num) - (a.num < b.num);
-    __int128 l = (__int128)a.num * b.den, r = (__int128)b.num * a.den;
-    return (l > r) - (l < r);
+    return frac_cmp(a, b);
 }
 
 bool abc_frac_eq(abc_frac a, abc_frac b)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "abc_internal.h"
+#include "frac_inline.h"
 #include "model_internal.h"
 
 #define NO_ACC 127
@@ -169,19 +170,19 @@ static void end_group(voice_state *v, size_t first, abc_frac mult)
     size_t n = v->events.n;
     if (first >= n)
         return;
-    abc_frac f = abc_frac_mul(mult, v->broken_next);
+    abc_frac f = frac_mul(mult, v->broken_next);
     v->broken_next = (abc_frac){1, 1};
     if (v->tup_left > 0) {
-        f = abc_frac_mul(f, v->tup_factor);
+        f = frac_mul(f, v->tup_factor);
         v->tup_left--;
     }
     if (f.num != 1 || f.den != 1)
         for (size_t i = first; i < n; i++)
-            ev[i].dur = abc_frac_mul(ev[i].dur, f);
+            ev[i].dur = frac_mul(ev[i].dur, f);
     v->group_first = first;
     v->group_start = v->t;
     v->have_group = true;
-    v->t = abc_frac_add(v->t, ev[first].dur);
+    v->t = frac_add(v->t, ev[first].dur);
     for (int i = 0; i < v->n_next_ties; i++)
         v->ties[i] = v->next_ties[i];
     v->n_ties = v->n_next_ties;
@@ -200,8 +201,8 @@ static void apply_broken(builder *b, voice_state *v, const abc_element *e)
     v->broken_next = e->u.broken.dir == '>' ? small : big;
     abc_event *ev = (abc_event *)v->events.data;
     for (size_t i = v->group_first; i < v->events.n; i++)
-        ev[i].dur = abc_frac_mul(ev[i].dur, before);
-    v->t = abc_frac_add(v->group_start, ev[v->group_first].dur);
+        ev[i].dur = frac_mul(ev[i].dur, before);
+    v->t = frac_add(v->group_start, ev[v->group_first].dur);
     v->rewound = true;
 }
 
@@ -243,7 +244,7 @@ static inline abc_frac note_length(voice_state *v, abc_len len)
         v->unit.den != v->memo_unit.den) {
         v->memo_len = len;
         v->memo_unit = v->unit;
-        v->memo_dur = abc_frac_mul(v->unit, len_frac(len));
+        v->memo_dur = frac_mul(v->unit, len_frac(len));
     }
     return v->memo_dur;
 }
@@ -302,7 +303,7 @@ static void add_rest(builder *b, voice_state *v, const abc_element *e, int eleme
         abc_frac bar = abc_meter_bar_length(v->meter);
         if (bar.num == 0)
             bar = (abc_frac){1, 1};
-        ev->dur = abc_frac_mul(bar, abc_frac_make(e->u.rest.len.num, 1));
+        ev->dur = frac_mul(bar, abc_frac_make(e->u.rest.len.num, 1));
     } else {
         ev->dur = note_length(v, e->u.rest.len);
     }
@@ -688,7 +689,7 @@ static void walk_body(builder *b)
 static int cmp_start(const void *a, const void *b)
 {
     const abc_event *x = a, *y = b;
-    int c = abc_frac_cmp(x->start, y->start);
+    int c = frac_cmp(x->start, y->start);
     if (c)
         return c;
     return x->element - y->element;
@@ -710,7 +711,7 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
     abc_event *ev = v->events.data;
     bool sorted = true;
     for (size_t i = 1; v->rewound && i < v->events.n && sorted; i++)
-        sorted = abc_frac_cmp(ev[i - 1].start, ev[i].start) <= 0;
+        sorted = frac_cmp(ev[i - 1].start, ev[i].start) <= 0;
     if (!sorted) /* overlays: keep each bar's events together, ordered by time */
         for (size_t k = 0; k < v->bars.n; k++) {
             abc_bar *bk = (abc_bar *)v->bars.data + k;
@@ -721,7 +722,7 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
     if ((out->n_events && !out->events) || (out->n_bars && !out->bars))
         return false;
     abc_frac end = v->t;
-    if (abc_frac_cmp(end, m->duration) > 0)
+    if (frac_cmp(end, m->duration) > 0)
         m->duration = end;
     return true;
 }
@@ -735,9 +736,10 @@ abc_model *abc_model_build(const abc_file *f, size_t index, abc_diags *diags, bo
 {
     if (index >= f->n_tunes)
         return NULL;
-    abc_model *m = calloc(1, sizeof *m);
+    abc_model *m = malloc(sizeof *m); /* not calloc: one per tune, and glibc's calloc skips its fast cache */
     if (!m)
         return NULL;
+    *m = (abc_model){0};
     m->arena = abc_arena_new();
     if (!m->arena) {
         free(m);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "abc_internal.h"
+#include "frac_inline.h"
 #include "model_internal.h"
 
 static const char known_fields[] = "ABCDFGHIKLMmNOPQRrSsTUVWwXZ+";
@@ -149,13 +150,13 @@ static void check_ties(const abc_model *m, int ti, abc_diags *out)
             if (!(e->flags & ABC_EV_TIE) || (e->flags & ABC_EV_GRACE))
                 continue;
             /* the tie needs a note of the same pitch in the next group */
-            abc_frac end = abc_frac_add(e->start, e->dur);
+            abc_frac end = frac_add(e->start, e->dur);
             bool found = false;
             for (size_t k = i + 1; k < v->n_events && !found; k++) {
                 const abc_event *n = &v->events[k];
                 if (n->flags & ABC_EV_GRACE)
                     continue;
-                int c = abc_frac_cmp(n->start, end);
+                int c = frac_cmp(n->start, end);
                 if (c > 0)
                     break;
                 found = c == 0 && n->pitch == e->pitch && !(n->flags & ABC_EV_REST);
@@ -194,13 +195,13 @@ static void check_bars(const abc_model *m, int ti, abc_diags *out)
                 multibar = v->events[b->first_event + k].flags & ABC_EV_MULTIBAR;
             if (multibar)
                 continue;
-            int c = abc_frac_cmp(b->len, full);
+            int c = frac_cmp(b->len, full);
             if (c == 0)
                 continue;
             if (c < 0) {
                 bool first = i == 0, last = i + 1 == v->n_bars;
                 bool boundary = at_boundary(v->bars, v->n_bars, i);
-                bool meter_change = i + 1 < v->n_bars && abc_frac_cmp(abc_meter_bar_length(v->bars[i + 1].meter), full) != 0;
+                bool meter_change = i + 1 < v->n_bars && frac_cmp(abc_meter_bar_length(v->bars[i + 1].meter), full) != 0;
                 if (first || last || boundary || meter_change)
                     continue;
             }
