@@ -231,11 +231,18 @@ struct held {
     char *prefix;        /* header and first 4 bars */
 };
 
+static int valid_meter(const char *meter)
+{
+    abc_meter m;
+    char e[64];
+    return abc_parse_meter(meter, &m, e, sizeof e) && abc_meter_bar_length(m).num > 0;
+}
+
 static int held_of(const char *doc, struct held *h)
 {
     memset(h, 0, sizeof *h);
     struct eval_tune t;
-    if (eval_tune_check(doc, strlen(doc), &t) || !t.valid || t.bars < 8 || t.bars > 64 || !t.meter[0] ||
+    if (eval_tune_check(doc, strlen(doc), &t) || !t.valid || t.bars < 8 || t.bars > 64 || !valid_meter(t.meter) ||
         strlen(t.rhythm) >= sizeof h->rhythm)
         return 0;
     abc_file *f = abc_parse(doc, strlen(doc));

@@ -1077,7 +1077,7 @@ static int body(struct run *u)
         }
         int mark = c->n_ids, tries = 0;
         for (;;) {
-            if (c->n_sampled >= max_tokens || c->n_ids + 2 >= c->ctx_len) {
+            if (c->n_ids - c->n_prompt >= max_tokens || c->n_ids + 2 >= c->ctx_len) {
                 u->res->truncated = 1;
                 ended = 1;
                 break;
@@ -1252,6 +1252,8 @@ done:
     return rc;
 }
 
+static int key_field(struct run *u);
+
 /* The header: forced from the plan, sampled where the request leaves it open. */
 static int header(struct run *u)
 {
@@ -1280,6 +1282,18 @@ static int header(struct run *u)
     } else if (sample_field(c, "M:", valid_meter, "4/4", u->meter, sizeof u->meter, u->err, u->errlen)) {
         return -1;
     }
+    if (!p->have_unit && p->have_meter) {
+        /* with the meter given, its standard unit (1/8, or 1/16 below 3/4): the model's own choice of a finer
+         * unit makes its bars much harder to fill */
+        abc_meter m;
+        char e[64];
+        if (abc_parse_meter(p->meter, &m, e, sizeof e)) {
+            abc_frac d = abc_default_unit(m);
+            snprintf(u->unit, sizeof u->unit, "%lld/%lld", (long long)d.num, (long long)d.den);
+            snprintf(line, sizeof line, "L:%s\n", u->unit);
+            return force(c, line, u->err, u->errlen) ? -1 : key_field(u);
+        }
+    }
     if (p->have_unit) {
         snprintf(u->unit, sizeof u->unit, "%s", p->unit);
         snprintf(line, sizeof line, "L:%s\n", p->unit);
@@ -1288,6 +1302,14 @@ static int header(struct run *u)
     } else if (sample_field(c, "L:", valid_unit, "1/8", u->unit, sizeof u->unit, u->err, u->errlen)) {
         return -1;
     }
+    return key_field(u);
+}
+
+static int key_field(struct run *u)
+{
+    struct composer *c = u->c;
+    const struct plan *p = u->p;
+    char line[256];
     if (p->have_key) {
         snprintf(u->key, sizeof u->key, "%s", p->key);
         snprintf(line, sizeof line, "K:%s\n", p->key);
