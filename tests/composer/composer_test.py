@@ -119,13 +119,14 @@ if spm:
     persona = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', zh))
     ims, ime = sp.piece_to_id("<|im_start|>"), sp.piece_to_id("<|im_end|>")
     nl = sp.encode("\n")
-    want = [sp.bos_id(), ims] + sp.encode("system\n" + persona) + [ime] + nl + [ims] + sp.encode("user\n你是谁？") + \
+    want = [sp.bos_id(), ims] + sp.encode("system\n" + persona) + [ime] + nl + [ims] + sp.encode("user\n请创作一首欢快的乐曲。") + \
         [ime] + nl + [ims] + sp.encode("assistant\n")
-    p = subprocess.run([melodist, "chat", "-m", model, "--print-prompt", "--temperature", "0", "--max-tokens", "80"],
-                       input="你是谁？\n", capture_output=True, text=True, timeout=300)
+    p = subprocess.run([melodist, "chat", "-m", model, "--print-prompt", "--seed", "1", "--max-tokens", "80"],
+                       input="请创作一首欢快的乐曲。\n", capture_output=True, text=True, timeout=300)
     got = [int(x) for x in re.search(r"prompt: ([\d ]+)", p.stderr).group(1).split()]
     check(got == want, "the chat prompt is the InternLM2 template, token for token")
-    check(p.returncode == 0 and p.stdout.strip() != "", "the model answers in the chat")
+    check(p.returncode == 0 and p.stdout.lstrip().startswith("X:"), "the model answers a composition request in the chat "
+          "with a tune")
 
 # Bad input: clear errors, no crash.
 for args, code, words in [
