@@ -66,6 +66,10 @@ static int next_field(pb *r, pb_field *f, const char *what, char *err, size_t er
     }
     f->number = (uint32_t)(key >> 3);
     f->wire = (int)(key & 7);
+    /* A field of another wire type reads as an empty sub-message, so callers may build a sub-reader
+     * before checking the wire type. */
+    f->data = r->p;
+    f->len = 0;
     switch (f->wire) {
     case WIRE_VARINT:
         if (read_varint(r, &f->value))
