@@ -24,6 +24,12 @@ struct qact {
     int32_t *bias;
     float *gscale;
     int32_t *block_bias; /* -K * (sum of the block's q) */
+    /* q4 weights: each 128 values (4 blocks) permuted to the nibble order, the 4 blocks' 16 values of the low
+     * nibbles and then those of the high ones; per 32-bit lane l of a chunk (block l / 4) the bias -8 * sum of
+     * its 8 values and the block's scale. Rows a->cols apart, resp. a->cols / 8. */
+    int8_t *q4x;
+    int32_t *q4bias;
+    float *q4scale;
 };
 
 #define QDOT_MAX 4 /* tokens per qdot call */
@@ -482,10 +488,11 @@ static inline __attribute__((always_inline)) SIMD512 __m512 scale_chunk(const ui
     return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
 }
 
-/* Each 64-value weight chunk is unpacked once and meets nt (a constant after inlining) token rows. */
+/* Each 64-value weight chunk from block b0 on is unpacked once and meets nt (a constant after inlining) token
+ * rows. */
 static inline __attribute__((always_inline)) SIMD512 void qdot_avx512_tokens(const struct nn_matrix *w, int row,
                                                                              const struct qact *a, int t0,
-                                                                             int nt, float *out, int q4)
+                                                                             int nt, size_t b0, float *out, int q4)
 {
     size_t n = (size_t)w->cols, base = (size_t)row * n, blocks = n / NN_QBLOCK, c = a->cols;
     const uint16_t *sw = w->scales + base / NN_QBLOCK;
@@ -495,7 +502,7 @@ static inline __attribute__((always_inline)) SIMD512 void qdot_avx512_tokens(con
     __m512 acc[QDOT_MAX];
     for (int t = 0; t < nt; t++)
         acc[t] = _mm512_setzero_ps();
-    for (size_t b = 0; b < blocks; b += 2) {
+    for (size_t b = b0; b < blocks; b += 2) {
         int nb = blocks - b >= 2 ? 2 : 1;
         __mmask64 mx = nb == 2 ? ~(__mmask64)0 : (__mmask64)0xFFFFFFFFu;
         __mmask16 mg = nb == 2 ? (__mmask16)0xFFFF : (__mmask16)0xFF;
@@ -570,19 +577,51 @@ SIMD512 static void qdot4x4_avx512(const struct nn_matrix *w, int r0, const stru
         qdot4x4_avx512_format(w, r0, a, t0, out, 0);
 }
 
+/* q4 decode over 128-value chunks (4 blocks) of activations permuted to the nibble order (qact.q4x): one load
+ * of 64 weight bytes gives the 4 blocks' low nibbles (values 0..15 of each) and, shifted, their high ones
+ * (16..31); lanes 4k..4k+3 of both belong to block k, so one scale vector and one integer sum serve both. */
+SIMD512 static float qdot_q4_chunks(const struct nn_matrix *w, int row, const struct qact *a, int t, size_t chunks)
+{
+    size_t n = (size_t)w->cols, base = (size_t)row * n, c8 = a->cols / 8;
+    const uint8_t *q = (const uint8_t *)w->data + base / 2;
+    const uint16_t *sw = w->scales + base / NN_QBLOCK;
+    const int8_t *x = a->q4x + (size_t)t * a->cols;
+    const int32_t *bias = a->q4bias + (size_t)t * c8;
+    const float *gs = a->q4scale + (size_t)t * c8;
+    const __m512i mask = _mm512_set1_epi8(0xF);
+    const __m256i spread = _mm256_setr_epi16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t ch = 0; ch < chunks; ch++) {
+        _mm_prefetch((const char *)q + ch * 64 + PREFETCH_AHEAD, _MM_HINT_T0);
+        __m512i z = _mm512_loadu_si512(q + ch * 64);
+        __m512i lo = _mm512_and_si512(z, mask), hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), mask);
+        __m512i d = _mm512_loadu_si512(bias + ch * 16);
+        d = _mm512_dpbusd_epi32(d, lo, _mm512_loadu_si512(x + ch * 128));
+        d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512(x + ch * 128 + 64));
+        __m128i s4 = _mm_loadl_epi64((const __m128i *)(sw + ch * 4));
+        __m512 ws = _mm512_cvtph_ps(_mm256_permutexvar_epi16(spread, _mm256_castsi128_si256(s4)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(ws, _mm512_loadu_ps(gs + ch * 16)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
 SIMD512 static void qdot_avx512(const struct nn_matrix *w, int row, const struct qact *a, int t0, int nt, float *out)
 {
     int q4 = w->dtype == NN_Q4;
     if (nt == QDOT_MAX && q4)
-        qdot_avx512_tokens(w, row, a, t0, QDOT_MAX, out, 1);
+        qdot_avx512_tokens(w, row, a, t0, QDOT_MAX, 0, out, 1);
     else if (nt == QDOT_MAX)
-        qdot_avx512_tokens(w, row, a, t0, QDOT_MAX, out, 0);
+        qdot_avx512_tokens(w, row, a, t0, QDOT_MAX, 0, out, 0);
     else if (q4)
-        for (int t = 0; t < nt; t++)
-            qdot_avx512_tokens(w, row, a, t0 + t, 1, out + t, 1);
+        for (int t = 0; t < nt; t++) {
+            size_t chunks = (size_t)w->cols / (4 * NN_QBLOCK);
+            float rest;
+            qdot_avx512_tokens(w, row, a, t0 + t, 1, 4 * chunks, &rest, 1);
+            out[t] = qdot_q4_chunks(w, row, a, t0 + t, chunks) + rest;
+        }
     else
         for (int t = 0; t < nt; t++)
-            qdot_avx512_tokens(w, row, a, t0 + t, 1, out + t, 0);
+            qdot_avx512_tokens(w, row, a, t0 + t, 1, 0, out + t, 0);
 }
 
 SIMD512 static void repack16_avx512(const struct nn_matrix *w, int r0, void *scratch)
@@ -731,14 +770,28 @@ static void quantise_row(struct qact *a, int i, const float *x, int k_bias)
         a->bias[i * cols / 4 + g] = -k_bias * (qg[0] + qg[1] + qg[2] + qg[3]);
         a->gscale[i * cols / 4 + g] = scales[4 * g / NN_QBLOCK];
     }
+    if (!a->q4x)
+        return;
+    for (size_t ch = 0; ch < nb / 4; ch++) {
+        int8_t *px = a->q4x + i * cols + ch * 128;
+        for (int l = 0; l < 16; l++) {
+            const int8_t *lo = q + (4 * ch + l / 4) * NN_QBLOCK + 4 * (l % 4), *hi = lo + NN_QBLOCK / 2;
+            memcpy(px + 4 * l, lo, 4);
+            memcpy(px + 64 + 4 * l, hi, 4);
+            a->q4bias[i * cols / 8 + ch * 16 + l] = -k_bias * (lo[0] + lo[1] + lo[2] + lo[3] + hi[0] + hi[1] + hi[2] + hi[3]);
+            a->q4scale[i * cols / 8 + ch * 16 + l] = scales[4 * ch + l / 4];
+        }
+    }
 }
 
 /* Bytes of the activations of n rows of cols values: scales and offsets, the per-group values when the
  * kernels read them, then the q8 values. */
 static size_t qact_bytes(size_t n, size_t cols)
 {
-    size_t floats = 2 * n * (cols / NN_QBLOCK) + (k->group_act ? 2 * n * (cols / 4) + n * (cols / NN_QBLOCK) : 0);
-    return floats * sizeof(float) + n * cols;
+    size_t floats = 2 * n * (cols / NN_QBLOCK), bytes = n * cols;
+    if (k->group_act)
+        floats += 2 * n * (cols / 4) + n * (cols / NN_QBLOCK) + 2 * n * (cols / 8), bytes += n * cols;
+    return floats * sizeof(float) + bytes;
 }
 
 /* Quantises n activation rows of w->cols values into mem (qact_bytes(n, w->cols)). */
@@ -748,10 +801,14 @@ static void quantise_activations(const struct nn_matrix *w, const float *x, int 
     float *f = mem;
     a->cols = cols;
     a->scales = f, a->offsets = f + blocks, f += 2 * blocks;
-    a->bias = NULL, a->gscale = NULL, a->block_bias = NULL;
+    a->bias = NULL, a->gscale = NULL, a->block_bias = NULL, a->q4x = NULL, a->q4bias = NULL, a->q4scale = NULL;
     if (k->group_act) {
         a->gscale = f, a->bias = (int32_t *)(f + groups), a->block_bias = (int32_t *)(f + 2 * groups);
         f += 2 * groups + blocks;
+        a->q4scale = f, a->q4bias = (int32_t *)(f + groups / 2);
+        f += groups;
+        if (w->dtype == NN_Q4)
+            a->q4x = (int8_t *)f + (size_t)n * cols;
     }
     a->q = (int8_t *)f;
     for (int i = 0; i < n; i++)
@@ -856,7 +913,8 @@ void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
 {
     select_kernels();
     struct matmul_job job = {y, w, x, {0}, n, NULL};
-    _Alignas(64) unsigned char one[(3 * NN_MAX_COLS / NN_QBLOCK + 2 * NN_MAX_COLS / 4) * sizeof(float) + NN_MAX_COLS];
+    _Alignas(64) unsigned char one[(3 * NN_MAX_COLS / NN_QBLOCK + 2 * NN_MAX_COLS / 4 + 2 * NN_MAX_COLS / 8) * sizeof(float) +
+                                   2 * NN_MAX_COLS];
     void *mem = NULL;
     int ok = 1;
     if (quantised(w)) {
