@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "melodist/abc.h"
-#include "test_util.h"
+#include "testutil.h"
 
 int main(int argc, char **argv)
 {
@@ -17,7 +17,7 @@ int main(int argc, char **argv)
         if (access(argv[a], R_OK))
             continue;
         size_t len;
-        char *buf = test_read_file(argv[a], &len);
+        char *buf = tu_read_file(argv[a], &len);
         if (!buf)
             return 1;
         files++;
@@ -38,7 +38,7 @@ int main(int argc, char **argv)
         abc_diags d2;
         abc_diags_init(&d2);
         size_t n2 = 0;
-        char *again = test_read_file(argv[a], &len);
+        char *again = tu_read_file(argv[a], &len);
         abc_check_buffer(again, len, &d2, &n2);
         free(again);
         bool same = n2 == f->n_tunes && d2.n == d.n;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "melodist/abc.h"
-#include "test_util.h"
+#include "testutil.h"
 
 #define TPQ 480
 
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t len;
-    char *buf = test_read_file(argv[1], &len);
+    char *buf = tu_read_file(argv[1], &len);
     if (!buf)
         return 2;
     abc_file *f = abc_parse(buf, len);

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "melodist/abc.h"
-#include "test_util.h"
+#include "testutil.h"
 
 static bool same_events(const abc_model *a, const abc_model *b)
 {
@@ -35,7 +35,7 @@ int main(int argc, char **argv)
         if (access(argv[a], R_OK))
             continue;
         size_t len;
-        char *buf = test_read_file(argv[a], &len);
+        char *buf = tu_read_file(argv[a], &len);
         if (!buf)
             return 1;
         files++;

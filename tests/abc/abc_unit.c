@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "melodist/abc.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                  \
-    do {                                                                                                  \
-        if (!(cond)) {                                                                                    \
-            failures++;                                                                                   \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                 \
-            fputc('\n', stderr);                                                                          \
-        }                                                                                                 \
-    } while (0)
+#include "testutil.h"
 
 /* Played notes (rests and grace notes left out) as "pitch@start+dur" in 1/96 whole notes. */
 static void played(const char *abc, char *out, size_t size)
@@ -171,9 +160,9 @@ int main(void)
     CHECK(f->diags.n == 1 && f->diags.items[0].line == 5 && f->diags.items[0].col == 2, "position of '#'");
     abc_file_free(f);
 
-    if (failures)
-        fprintf(stderr, "%d failure(s)\n", failures);
+    if (tu_failures)
+        fprintf(stderr, "%d failure(s)\n", tu_failures);
     else
         printf("all ABC rule examples pass\n");
-    return failures ? 1 : 0;
+    return tu_failures ? 1 : 0;
 }

@@ -9,39 +9,7 @@
 
 #include "melodist/abc_analysis.h"
 #include "melodist/abc_transpose.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                                    \
-    do {                                                                                                    \
-        checks++;                                                                                           \
-        if (!(cond)) {                                                                                      \
-            failures++;                                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                     \
-            printf(__VA_ARGS__);                                                                            \
-            printf("\n");                                                                                   \
-        }                                                                                                   \
-    } while (0)
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf)
-        buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
+#include "testutil.h"
 
 static abc_file *parse(const char *text)
 {
@@ -266,7 +234,7 @@ static void test_corpus(const char *shared)
     char path[1024];
     snprintf(path, sizeof path, "%s/nottingham/nottingham.abc", shared);
     size_t len;
-    char *buf = read_file(path, &len);
+    char *buf = tu_read_file(path, &len);
     if (!buf) {
         printf("note: %s not found, corpus cases skipped\n", path);
         return;
@@ -296,6 +264,6 @@ int main(int argc, char **argv)
     test_search();
     test_transpose();
     test_corpus(argc > 1 ? argv[1] : "../shared/data");
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    printf("%d checks, %d failed\n", tu_checks, tu_failures);
+    return tu_failures ? 1 : 0;
 }

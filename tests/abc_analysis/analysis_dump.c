@@ -11,24 +11,7 @@
 #include <stdlib.h>
 
 #include "melodist/abc_analysis.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *len = (size_t)n;
-    return buf;
-}
+#include "testutil.h"
 
 int main(int argc, char **argv)
 {
@@ -37,7 +20,7 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t len;
-    char *buf = read_file(argv[1], &len);
+    char *buf = tu_read_file(argv[1], &len);
     if (!buf) {
         printf("SKIP: cannot read %s\n", argv[1]);
         return 77;

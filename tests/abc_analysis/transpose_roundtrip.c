@@ -13,26 +13,7 @@
 
 #include "melodist/abc.h"
 #include "melodist/abc_transpose.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf)
-        buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
+#include "testutil.h"
 
 /* Compare the events of model b with those of a shifted by k; describe the first difference in why. */
 static bool same_events(const abc_model *a, const abc_model *b, int k, char *why, size_t whysz)
@@ -96,7 +77,7 @@ int main(int argc, char **argv)
     size_t tunes = 0, failed = 0, checks = 0, files = 0;
     for (int a = first; a < argc; a++) {
         size_t flen;
-        char *buf = read_file(argv[a], &flen);
+        char *buf = tu_read_file(argv[a], &flen);
         if (!buf) {
             fprintf(stderr, "cannot read %s\n", argv[a]);
             continue;

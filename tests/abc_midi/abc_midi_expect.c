@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "melodist/midi.h"
+#include "testutil.h"
 
 #define TPQ 480
 
@@ -19,24 +20,6 @@ static long tick(abc_frac t) { return (long)abc_frac_to_ticks(t, TPQ); }
 
 /* Channels are handed out in order, skipping the General MIDI drum channel 9. */
 static int channel(size_t k) { return k < 9 ? (int)k : (int)k + 1; }
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 struct open_note {
     int pitch;
@@ -101,7 +84,7 @@ int main(int argc, char **argv)
             programs = argv[++i];
     }
     size_t len;
-    char *text = slurp(argv[1], &len);
+    char *text = tu_read_file(argv[1], &len);
     abc_file *f = text ? abc_parse(text, len) : NULL;
     int index = f ? abc_file_find_tune(f, atoi(argv[2])) : -1;
     if (index < 0) {

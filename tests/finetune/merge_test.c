@@ -1,23 +1,13 @@
 /* Merge equivalence: the logits of base + adapter (the frozen training forward through the LoRA layers) equal
  * those of the merged checkpoint, in the inference engine and in the training engine, f32. The adapter goes
  * through lora_save / lora_load first, and B is random so that the merge changes every adapted matrix. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "melodist/lora.h"
-
-static double max_rel_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return d / m;
-}
+#include "testutil.h"
 
 int main(int argc, char **argv)
 {
@@ -66,16 +56,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    double inference = max_rel_diff(with_adapter, merged, n);
+    double inference = tu_rel_error(with_adapter, merged, n);
     struct train_model *plain = train_model_new(&c, 1, T, err, sizeof err);
     train_model_copy_from(plain, m, err, sizeof err);
     train_forward_logits(plain, tok, start, pos);
-    double training = max_rel_diff(with_adapter, plain->logits, n);
+    double training = tu_rel_error(with_adapter, plain->logits, n);
     /* and the adapter did change the model */
     struct model *base = model_new_random(&c, NN_F32, 3, 0.2f);
     struct model_state *st2 = model_state_new(base, T, T);
     model_forward(base, st2, tok, T, merged, err, sizeof err);
-    double effect = max_rel_diff(with_adapter, merged, n);
+    double effect = tu_rel_error(with_adapter, merged, n);
     printf("merged vs base+adapter logits, max |diff| / max |logit|: inference engine %.3e, training engine %.3e; "
            "base alone differs by %.3e\n", inference, training, effect);
     int ok = inference <= 1e-5 && training <= 1e-5 && effect > 1e-2;

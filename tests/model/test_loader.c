@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "melodist/model.h"
+#include "testutil.h"
 
 static int failures;
 static const char *work;
@@ -45,21 +46,6 @@ static void write_file(const char *dir, const char *name, const void *data, size
         exit(1);
     }
     fclose(f);
-}
-
-static char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(*n + 1);
-    if (fread(buf, 1, *n, f) != *n)
-        *n = 0;
-    fclose(f);
-    return buf;
 }
 
 static const char *sub(const char *name)
@@ -114,9 +100,11 @@ int main(int argc, char **argv)
     size_t cfg_len, st_len;
     char path[1024];
     snprintf(path, sizeof path, "%s/config.json", sub("good"));
-    char *cfg = read_all(path, &cfg_len);
+    char *cfg = tu_read_file(path, &cfg_len);
     snprintf(path, sizeof path, "%s/model.safetensors", sub("good"));
-    char *st = read_all(path, &st_len);
+    char *st = tu_read_file(path, &st_len);
+    if (!cfg || !st)
+        return 1;
 
     expect_load_error("missing directory", sub("nowhere"), "not a model directory");
     write_file(sub("no_weights"), "config.json", cfg, cfg_len);

@@ -12,43 +12,13 @@
 
 #include "melodist/json.h"
 #include "melodist/model.h"
+#include "testutil.h"
 
 #define F32_TOL 1e-4
 #define Q8_TOL 3e-2
 #define Q4_TOL 3e-1
 #define Q8_TOP1 0.95
 #define Q4_TOP1 0.65
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-        }                                                                                                              \
-    } while (0)
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0', *len = (size_t)n;
-    return buf;
-}
 
 static int *int_array(const struct json *a, int *n)
 {
@@ -57,16 +27,6 @@ static int *int_array(const struct json *a, int *n)
     for (size_t i = 0; i < a->count; i++)
         out[i] = (int)a->items[i].number;
     return out;
-}
-
-static double rel_error(const float *a, const float *ref, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)a[i] - ref[i]));
-        scale = fmax(scale, fabs((double)ref[i]));
-    }
-    return diff / scale;
 }
 
 static int argmax(const float *x, int n)
@@ -154,7 +114,7 @@ static void check_quantised(const struct model *m, const char *work, const char 
         }
         CHECK(model_dtype(q) == formats[f].dtype, "%s: reloaded as %s", dir, nn_dtype_name(model_dtype(q)));
         float *ours = run_logits(q, tokens, n, 16);
-        double rel = ours ? rel_error(ours, ref, (size_t)n * m->config.vocab_size) : 1e9;
+        double rel = ours ? tu_rel_error(ours, ref, (size_t)n * m->config.vocab_size) : 1e9;
         double top1 = ours ? top1_agreement(ours, ref, n, m->config.vocab_size) : 0;
         printf("%-22s %-4s rel %.3e  top-1 agreement %.3f  (%zu weight bytes)\n", name,
                nn_dtype_name(formats[f].dtype), rel, top1, model_weight_bytes(q));
@@ -193,7 +153,7 @@ static void run_case(const char *fixtures, const char *work, const struct json *
     }
     for (int batch = 1; batch <= 64; batch *= 8) { /* batch 1 = decode kernels, 8 = chunked prefill, 64 = whole */
         float *ours = run_logits(m, tokens, n, batch);
-        double rel = ours ? rel_error(ours, ref, nlog) : 1e9;
+        double rel = ours ? tu_rel_error(ours, ref, nlog) : 1e9;
         printf("%-22s logits rel %.3e (prefill chunks of %d)\n", name, rel, batch);
         CHECK(rel <= F32_TOL, "%s: logits rel error %.3e > %.0e (chunk %d)", name, rel, F32_TOL, batch);
         free(ours);
@@ -202,7 +162,7 @@ static void run_case(const char *fixtures, const char *work, const struct json *
     CHECK(!greedy_matches(m, prompt, np, want, steps, 0, NULL), "%s: greedy (prefill + decode) differs", name);
     CHECK(!greedy_matches(m, prompt, np, want, steps, 1, tbt), "%s: greedy (token by token) differs", name);
     if (!ntk) { /* without NTK, feeding one token at a time must give the full-sequence logits */
-        double rel = rel_error(tbt, ref, (size_t)np * vocab);
+        double rel = tu_rel_error(tbt, ref, (size_t)np * vocab);
         CHECK(rel <= F32_TOL, "%s: token-by-token logits rel %.3e", name, rel);
     }
     free(tbt);
@@ -223,7 +183,7 @@ int main(int argc, char **argv)
     char path[1024], err[256];
     size_t len;
     snprintf(path, sizeof path, "%s/cases.json", argv[1]);
-    char *text = slurp(path, &len);
+    char *text = tu_read_file(path, &len);
     struct json *cases = text ? json_parse(text, len, err, sizeof err) : NULL;
     if (!text) {
         fprintf(stderr, "SKIP: %s missing (the PyTorch reference did not run)\n", path);
@@ -239,7 +199,7 @@ int main(int argc, char **argv)
         run_case(argv[1], argv[2], &cases->items[i]);
     json_free(cases);
     free(text);
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
-    return failures ? 1 : 0;
+    if (tu_failures)
+        fprintf(stderr, "%d failures\n", tu_failures);
+    return tu_failures ? 1 : 0;
 }
