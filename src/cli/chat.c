@@ -162,7 +162,7 @@ int cmd_chat(int argc, char **argv)
             return 2;
         }
         i++;
-        int r = gen_option(a, v, &p, &threads);
+        int r = gen_option(a, v, 1, &p, &threads);
         char *end;
         max_given |= r > 0 && !strcmp(a, "--max-tokens");
         if (r > 0)
@@ -198,24 +198,12 @@ int cmd_chat(int argc, char **argv)
     }
     if (threads)
         nn_set_threads(threads);
-    char err[1024], path[4096];
-    if (!tok_path) {
-        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        tok_path = path;
-    }
-    mt_tokenizer *tok = tok_load(tok_path, err, sizeof err);
-    if (!tok) {
-        fprintf(stderr, "melodist chat: cannot load the tokenizer: %s (give --tokenizer PATH)\n", err);
-        return 1;
-    }
-    struct model *m = NULL;
+    mt_tokenizer *tok;
+    struct model *m;
     void *merged = NULL;
-    if (model_load(dir, &m, err, sizeof err) || (adapter && cli_merge_adapter(m, adapter, &merged, err, sizeof err))) {
-        fprintf(stderr, "melodist chat: cannot load the model: %s\n", err);
-        model_free(m);
-        tok_free(tok);
+    if (cli_load_model("chat", dir, tok_path, adapter, &tok, &m, &merged))
         return 1;
-    }
+    char err[1024];
     if (!context)
         context = m->config.max_position_embeddings < 4096 ? m->config.max_position_embeddings : 4096;
     if (!max_given && p.max_tokens > context / 2)

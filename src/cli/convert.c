@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "gen_options.h"
 #include "melodist/chat.h"
 #include "melodist/gguf.h"
 #include "melodist/tokenizer.h"
@@ -155,22 +156,11 @@ int cmd_convert(int argc, char **argv)
         fprintf(stderr, "melodist convert: unknown --type '%s' (f32, f16, bf16, q8_0, q4_0)\n", type_arg);
         return 2;
     }
-    char err[1024], path[4096];
-    if (!tok_path) {
-        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        tok_path = path;
-    }
-    mt_tokenizer *tok = tok_load(tok_path, err, sizeof err);
-    if (!tok) {
-        fprintf(stderr, "melodist convert: cannot load the tokenizer: %s (give --tokenizer PATH)\n", err);
+    mt_tokenizer *tok;
+    struct model *m;
+    if (cli_load_model("convert", dir, tok_path, NULL, &tok, &m, NULL))
         return 1;
-    }
-    struct model *m = NULL;
-    if (model_load(dir, &m, err, sizeof err)) {
-        fprintf(stderr, "melodist convert: cannot load the model: %s\n", err);
-        tok_free(tok);
-        return 1;
-    }
+    char err[1024];
     if (!type_arg)
         type = type_of(model_dtype(m));
     struct vocab_store store = {0};

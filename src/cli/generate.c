@@ -6,8 +6,7 @@
 #include <time.h>
 
 #include "commands.h"
-#include "melodist/generate.h"
-#include "melodist/tokenizer.h"
+#include "gen_options.h"
 
 static void usage(FILE *out)
 {
@@ -50,16 +49,6 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int number(const char *arg, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(arg, &end);
-    if (*end || end == arg || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int cmd_generate(int argc, char **argv)
 {
     const char *dir = NULL, *prompt = NULL, *tok_path = NULL, *adapter = NULL;
@@ -68,7 +57,6 @@ int cmd_generate(int argc, char **argv)
     int threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -78,6 +66,8 @@ int cmd_generate(int argc, char **argv)
             return 2;
         }
         i++;
+        if (gen_option(a, v, 0, &p, &threads) > 0)
+            continue;
         if (!strcmp(a, "-m"))
             dir = v;
         else if (!strcmp(a, "-p"))
@@ -86,22 +76,6 @@ int cmd_generate(int argc, char **argv)
             tok_path = v;
         else if (!strcmp(a, "--adapter"))
             adapter = v;
-        else if (!strcmp(a, "--max-tokens") && !number(v, 0, 1e7, &x))
-            p.max_tokens = (int)x;
-        else if (!strcmp(a, "--temperature") && !number(v, 0, 100, &x))
-            p.temperature = (float)x;
-        else if (!strcmp(a, "--top-k") && !number(v, 0, 1e9, &x))
-            p.top_k = (int)x;
-        else if (!strcmp(a, "--top-p") && !number(v, 0, 1, &x))
-            p.top_p = (float)x;
-        else if (!strcmp(a, "--min-p") && !number(v, 0, 1, &x))
-            p.min_p = (float)x;
-        else if (!strcmp(a, "--repeat-penalty") && !number(v, 0.01, 100, &x))
-            p.repetition_penalty = (float)x;
-        else if (!strcmp(a, "--seed") && !number(v, 0, 1.8e19, &x))
-            p.seed = (uint64_t)x;
-        else if (!strcmp(a, "--threads") && !number(v, 1, 1024, &x))
-            threads = (int)x;
         else {
             fprintf(stderr, "melodist generate: bad option or value: %s %s\n", a, v);
             usage(stderr);
@@ -114,24 +88,12 @@ int cmd_generate(int argc, char **argv)
     }
     if (threads)
         nn_set_threads(threads);
-    char err[1024], path[4096];
-    if (!tok_path) {
-        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        tok_path = path;
-    }
-    mt_tokenizer *tok = tok_load(tok_path, err, sizeof err);
-    if (!tok) {
-        fprintf(stderr, "melodist generate: cannot load the tokenizer: %s (give --tokenizer PATH)\n", err);
-        return 1;
-    }
-    struct model *m = NULL;
+    mt_tokenizer *tok;
+    struct model *m;
     void *merged = NULL;
-    if (model_load(dir, &m, err, sizeof err) || (adapter && cli_merge_adapter(m, adapter, &merged, err, sizeof err))) {
-        fprintf(stderr, "melodist generate: cannot load the model: %s\n", err);
-        model_free(m);
-        tok_free(tok);
+    if (cli_load_model("generate", dir, tok_path, adapter, &tok, &m, &merged))
         return 1;
-    }
+    char err[1024];
     tok_ids ids = {0};
     int rc = 1;
     struct model_state *state = NULL;

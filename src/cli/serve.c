@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "gen_options.h"
 #include "melodist/persona.h"
 #include "melodist/server.h"
 
@@ -108,22 +109,11 @@ int cmd_serve(int argc, char **argv)
         o.system = !strcmp(lang, "en") ? MELODIST_PERSONA_EN : MELODIST_PERSONA_ZH;
     if (threads)
         nn_set_threads((int)threads);
-    char err[1024], path[4096], name[4096];
-    if (!tok_path) {
-        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        tok_path = path;
-    }
-    mt_tokenizer *tok = tok_load(tok_path, err, sizeof err);
-    if (!tok) {
-        fprintf(stderr, "melodist serve: cannot load the tokenizer: %s (give --tokenizer PATH)\n", err);
+    mt_tokenizer *tok;
+    struct model *m;
+    if (cli_load_model("serve", dir, tok_path, NULL, &tok, &m, NULL))
         return 1;
-    }
-    struct model *m = NULL;
-    if (model_load(dir, &m, err, sizeof err)) {
-        fprintf(stderr, "melodist serve: cannot load the model: %s\n", err);
-        tok_free(tok);
-        return 1;
-    }
+    char err[1024], name[4096];
     snprintf(name, sizeof name, "%s", dir);
     size_t n = strlen(name);
     while (n > 1 && name[n - 1] == '/')
