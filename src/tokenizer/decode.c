@@ -5,8 +5,6 @@
  *
  * Everything goes through the streaming decoder, which holds back a byte run only while its first
  * character is still incomplete, so the streamed text and the one-shot text are the same by construction. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,17 +170,6 @@ int tok_stream_finish(tok_stream *s, const char **text, size_t *len)
     return rc;
 }
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 char *tok_decode(const mt_tokenizer *t, const int *ids, size_t n, unsigned flags, size_t *len, char *err,
                  size_t errlen)
 {
@@ -194,7 +181,7 @@ char *tok_decode(const mt_tokenizer *t, const int *ids, size_t n, unsigned flags
         goto oom;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n) {
-            fail(err, errlen, "token id %d at position %zu is out of range (vocabulary size %d)", ids[i], i, t->n);
+            tok_fail(err, errlen, "token id %d at position %zu is out of range (vocabulary size %d)", ids[i], i, t->n);
             goto fail;
         }
         if (tok_stream_push(s, ids[i], &text, &tlen) || tok_buf_put(&all, text, tlen))
@@ -207,7 +194,7 @@ char *tok_decode(const mt_tokenizer *t, const int *ids, size_t n, unsigned flags
         *len = all.n;
     return all.p;
 oom:
-    fail(err, errlen, "out of memory decoding %zu tokens", n);
+    tok_fail(err, errlen, "out of memory decoding %zu tokens", n);
 fail:
     tok_stream_free(s);
     free(all.p);

@@ -30,8 +30,7 @@ static const struct {
     {92540, "[UNUSED_TOKEN_143]"}, {92539, "[UNUSED_TOKEN_142]"}, {92538, "[UNUSED_TOKEN_141]"},
 };
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
+void tok_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)
         return;
@@ -163,12 +162,12 @@ static int build_trie(mt_tokenizer *t)
 static int load_charsmap(mt_tokenizer *t, tok_span blob, char *err, size_t errlen)
 {
     if (blob.len <= 4) {
-        fail(err, errlen, "normalizer_spec.precompiled_charsmap is broken (%zu bytes)", blob.len);
+        tok_fail(err, errlen, "normalizer_spec.precompiled_charsmap is broken (%zu bytes)", blob.len);
         return -1;
     }
     uint32_t trie_size = blob.p[0] | (uint32_t)blob.p[1] << 8 | (uint32_t)blob.p[2] << 16 | (uint32_t)blob.p[3] << 24;
     if (trie_size > blob.len - 4) {
-        fail(err, errlen, "normalizer_spec.precompiled_charsmap: trie size %u exceeds the blob (%zu bytes)",
+        tok_fail(err, errlen, "normalizer_spec.precompiled_charsmap: trie size %u exceeds the blob (%zu bytes)",
              trie_size, blob.len);
         return -1;
     }
@@ -178,7 +177,7 @@ static int load_charsmap(mt_tokenizer *t, tok_span blob, char *err, size_t errle
     cm->units = malloc((cm->n_units ? cm->n_units : 1) * sizeof *cm->units);
     cm->strings = malloc(cm->strings_len + 1);
     if (!cm->units || !cm->strings) {
-        fail(err, errlen, "out of memory loading the charsmap");
+        tok_fail(err, errlen, "out of memory loading the charsmap");
         return -1;
     }
     const uint8_t *u = blob.p + 4;
@@ -237,16 +236,16 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
 {
     if (m->model_type != 2) {
         static const char *names[] = {"?", "unigram", "bpe", "word", "char"};
-        fail(err, errlen, "unsupported model_type %d (%s): only BPE SentencePiece models are supported",
+        tok_fail(err, errlen, "unsupported model_type %d (%s): only BPE SentencePiece models are supported",
              m->model_type, m->model_type >= 1 && m->model_type <= 4 ? names[m->model_type] : "unknown");
         return -1;
     }
     if (m->has_denormalizer_rules) {
-        fail(err, errlen, "unsupported: the model has denormalizer rules (denormalizer_spec)");
+        tok_fail(err, errlen, "unsupported: the model has denormalizer rules (denormalizer_spec)");
         return -1;
     }
     if (m->n_pieces == 0 || m->n_pieces > (1u << 30)) {
-        fail(err, errlen, "the model has %zu pieces (a tokenizer.model needs at least <unk>)", m->n_pieces);
+        tok_fail(err, errlen, "the model has %zu pieces (a tokenizer.model needs at least <unk>)", m->n_pieces);
         return -1;
     }
     t->n = (int)m->n_pieces;
@@ -254,11 +253,11 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
     for (int i = 0; i < t->n; i++) {
         size_t len = m->pieces[i].text.len;
         if (len == 0) {
-            fail(err, errlen, "piece %d is empty (pieces must not be empty)", i);
+            tok_fail(err, errlen, "piece %d is empty (pieces must not be empty)", i);
             return -1;
         }
         if (len >= MAX_PIECE_BYTES) {
-            fail(err, errlen, "piece %d is %zu bytes long (the limit is %d)", i, len, MAX_PIECE_BYTES);
+            tok_fail(err, errlen, "piece %d is %zu bytes long (the limit is %d)", i, len, MAX_PIECE_BYTES);
             return -1;
         }
         blob_len += len + 1;
@@ -274,7 +273,7 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
     t->normal = (tok_table){malloc(slots * sizeof(tok_slot)), slots - 1};
     t->reserved = (tok_table){malloc(slots * sizeof(tok_slot)), slots - 1};
     if (!t->blob || !t->offset || !t->len || !t->score || !t->type || !t->normal.slots || !t->reserved.slots) {
-        fail(err, errlen, "out of memory loading %d pieces", t->n);
+        tok_fail(err, errlen, "out of memory loading %d pieces", t->n);
         return -1;
     }
     for (uint32_t i = 0; i < slots; i++)
@@ -297,38 +296,38 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
         int type = t->type[i];
         int dup = table_insert(t, is_normal_type(type) ? &t->normal : &t->reserved, i);
         if (dup >= 0) {
-            fail(err, errlen, "pieces %d and %d are both '%.40s' (pieces must be unique)", dup, i, piece_text(t, i));
+            tok_fail(err, errlen, "pieces %d and %d are both '%.40s' (pieces must be unique)", dup, i, piece_text(t, i));
             return -1;
         }
         if (type == TOK_UNKNOWN) {
             if (t->unk >= 0) {
-                fail(err, errlen, "pieces %d and %d are both of type UNKNOWN (one <unk> allowed)", t->unk, i);
+                tok_fail(err, errlen, "pieces %d and %d are both of type UNKNOWN (one <unk> allowed)", t->unk, i);
                 return -1;
             }
             t->unk = i;
         }
         if (type == TOK_BYTE) {
             if (!m->byte_fallback) {
-                fail(err, errlen, "byte piece %d '%.40s' found although trainer_spec.byte_fallback is false", i,
+                tok_fail(err, errlen, "byte piece %d '%.40s' found although trainer_spec.byte_fallback is false", i,
                      piece_text(t, i));
                 return -1;
             }
             int b = byte_of_piece(piece_text(t, i), t->len[i]);
             if (b < 0) {
-                fail(err, errlen, "byte piece %d '%.40s' is not of the form <0xXX>", i, piece_text(t, i));
+                tok_fail(err, errlen, "byte piece %d '%.40s' is not of the form <0xXX>", i, piece_text(t, i));
                 return -1;
             }
             byte_found[b] = true;
         }
     }
     if (t->unk < 0) {
-        fail(err, errlen, "the model has no piece of type UNKNOWN (<unk>)");
+        tok_fail(err, errlen, "the model has no piece of type UNKNOWN (<unk>)");
         return -1;
     }
     if (m->byte_fallback) {
         for (int b = 0; b < 256; b++) {
             if (!byte_found[b]) {
-                fail(err, errlen, "byte_fallback is on but there is no byte piece <0x%02X>", b);
+                tok_fail(err, errlen, "byte_fallback is on but there is no byte piece <0x%02X>", b);
                 return -1;
             }
         }
@@ -339,7 +338,7 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
         t->byte_id[b] = tok_spm_piece_to_id(t, name, 6);
     }
     if (build_trie(t)) {
-        fail(err, errlen, "out of memory building the user-defined symbol trie");
+        tok_fail(err, errlen, "out of memory building the user-defined symbol trie");
         return -1;
     }
     if (m->charsmap.len && load_charsmap(t, m->charsmap, err, errlen))
@@ -357,7 +356,7 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
     t->pad = id_of(t, m->pad_piece.len ? m->pad_piece : (tok_span){(const uint8_t *)"<pad>", 5}, TOK_CONTROL);
     t->unk_surface = copy_span(m->unk_surface);
     if (!t->unk_surface) {
-        fail(err, errlen, "out of memory");
+        tok_fail(err, errlen, "out of memory");
         return -1;
     }
     t->unk_surface_len = m->unk_surface.len;
@@ -368,7 +367,7 @@ static int build(mt_tokenizer *t, const tok_proto *m, char *err, size_t errlen)
 mt_tokenizer *tok_load_buffer(const void *data, size_t size, char *err, size_t errlen)
 {
     if (size == 0) {
-        fail(err, errlen, "empty tokenizer model");
+        tok_fail(err, errlen, "empty tokenizer model");
         return NULL;
     }
     tok_proto m;
@@ -376,7 +375,7 @@ mt_tokenizer *tok_load_buffer(const void *data, size_t size, char *err, size_t e
         return NULL;
     mt_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        fail(err, errlen, "out of memory");
+        tok_fail(err, errlen, "out of memory");
         free(m.pieces);
         return NULL;
     }
@@ -393,7 +392,7 @@ mt_tokenizer *tok_load(const char *path, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(path, &st)) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        tok_fail(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     char *file = NULL;
@@ -401,7 +400,7 @@ mt_tokenizer *tok_load(const char *path, char *err, size_t errlen)
         size_t n = strlen(path) + sizeof "/tokenizer.model";
         file = malloc(n);
         if (!file) {
-            fail(err, errlen, "out of memory");
+            tok_fail(err, errlen, "out of memory");
             return NULL;
         }
         snprintf(file, n, "%s/tokenizer.model", path);
@@ -411,26 +410,26 @@ mt_tokenizer *tok_load(const char *path, char *err, size_t errlen)
     uint8_t *data = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        tok_fail(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
     if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: not a regular file", path);
+        tok_fail(err, errlen, "%s: not a regular file", path);
         goto out;
     }
     if ((uint64_t)st.st_size > MAX_MODEL_BYTES) {
-        fail(err, errlen, "%s: %lld bytes is too large for a tokenizer model (limit %zu)", path,
+        tok_fail(err, errlen, "%s: %lld bytes is too large for a tokenizer model (limit %zu)", path,
              (long long)st.st_size, MAX_MODEL_BYTES);
         goto out;
     }
     size_t size = (size_t)st.st_size;
     data = malloc(size ? size : 1);
     if (!data) {
-        fail(err, errlen, "%s: out of memory", path);
+        tok_fail(err, errlen, "%s: out of memory", path);
         goto out;
     }
     if (fread(data, 1, size, f) != size) {
-        fail(err, errlen, "%s: read error", path);
+        tok_fail(err, errlen, "%s: read error", path);
         goto out;
     }
     t = tok_load_buffer(data, size, err, errlen);
@@ -438,7 +437,7 @@ mt_tokenizer *tok_load(const char *path, char *err, size_t errlen)
         /* Prefix the file name to the parser's reason. */
         char reason[512];
         snprintf(reason, sizeof reason, "%s", err);
-        fail(err, errlen, "%s: %s", path, reason);
+        tok_fail(err, errlen, "%s: %s", path, reason);
     }
 out:
     if (f)

@@ -3,7 +3,6 @@
  * Reads only the wire format: varints, 32/64-bit fixed fields and length-delimited fields, checking every
  * length against the bytes left. Unknown fields are skipped, as protobuf does; a field seen twice keeps the
  * last value (protobuf's merge for scalars), messages seen twice are merged field by field. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +24,6 @@ typedef struct pb_field {
     size_t len;
     size_t offset; /* where the field starts in the file */
 } pb_field;
-
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int read_varint(pb *r, uint64_t *v)
 {
@@ -61,7 +49,7 @@ static int next_field(pb *r, pb_field *f, const char *what, char *err, size_t er
     f->offset = (size_t)(r->p - r->start);
     uint64_t key;
     if (read_varint(r, &key) || key >> 32 || (key >> 3) == 0) {
-        fail(err, errlen, "malformed protobuf in %s at byte %zu: bad field key", what, f->offset);
+        tok_fail(err, errlen, "malformed protobuf in %s at byte %zu: bad field key", what, f->offset);
         return -1;
     }
     f->number = (uint32_t)(key >> 3);
@@ -96,11 +84,11 @@ static int next_field(pb *r, pb_field *f, const char *what, char *err, size_t er
         return 1;
     }
     default:
-        fail(err, errlen, "malformed protobuf in %s at byte %zu: unsupported wire type %d (field %u)", what,
+        tok_fail(err, errlen, "malformed protobuf in %s at byte %zu: unsupported wire type %d (field %u)", what,
              f->offset, f->wire, f->number);
         return -1;
     }
-    fail(err, errlen, "truncated protobuf in %s at byte %zu (field %u runs past the end of its message)", what,
+    tok_fail(err, errlen, "truncated protobuf in %s at byte %zu (field %u runs past the end of its message)", what,
          f->offset, f->number);
     return -1;
 }
@@ -115,7 +103,7 @@ static int expect(const pb_field *f, int wire, const char *what, char *err, size
 {
     if (f->wire == wire)
         return 0;
-    fail(err, errlen, "malformed %s at byte %zu: field %u has wire type %d, expected %d", what, f->offset,
+    tok_fail(err, errlen, "malformed %s at byte %zu: field %u has wire type %d, expected %d", what, f->offset,
          f->number, f->wire, wire);
     return -1;
 }
@@ -155,7 +143,7 @@ static int parse_piece(pb *r, tok_proto_piece *pc, size_t index, char *err, size
             if (expect(&f, WIRE_VARINT, what, err, errlen))
                 return -1;
             if (f.value < TOK_NORMAL || f.value > TOK_BYTE) {
-                fail(err, errlen, "%s: unknown piece type %llu (expected 1..6)", what,
+                tok_fail(err, errlen, "%s: unknown piece type %llu (expected 1..6)", what,
                      (unsigned long long)f.value);
                 return -1;
             }
@@ -266,7 +254,7 @@ int tok_proto_parse(const uint8_t *data, size_t size, tok_proto *m, char *err, s
                 size_t ncap = cap ? 2 * cap : 1024;
                 tok_proto_piece *np = realloc(m->pieces, ncap * sizeof *np);
                 if (!np) {
-                    fail(err, errlen, "out of memory reading %zu pieces", m->n_pieces);
+                    tok_fail(err, errlen, "out of memory reading %zu pieces", m->n_pieces);
                     goto bad;
                 }
                 m->pieces = np;

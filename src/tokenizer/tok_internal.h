@@ -8,6 +8,9 @@
 
 #include "melodist/tokenizer.h"
 
+/* Writes the message into err (when there is one) for the tokenizer's error returns (load.c). */
+void tok_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---------------------------------------------------------------- the model as parsed (model_proto.c) */
 
 typedef struct tok_span {
