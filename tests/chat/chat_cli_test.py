@@ -12,47 +12,16 @@ usage: chat_cli_test.py MELODIST CHAT_TOOL SOURCE_DIR WORK_DIR   (exit 77 withou
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import melodist_testlib as T  # noqa: E402
+from melodist_testlib import check  # noqa: E402
+
 melodist, tool, source, work = sys.argv[1:5]
-try:
-    import sentencepiece
-except ImportError:
-    print("SKIP: python3 sentencepiece is not installed")
-    sys.exit(77)
-if not shutil.which("spm_train"):
-    print("SKIP: spm_train not found (apt-get install sentencepiece)")
-    sys.exit(77)
-
-os.makedirs(work, exist_ok=True)
-model = os.path.join(work, "model")
-subprocess.run(["bash", os.path.join(source, "scripts", "train-tokenizer.sh"), "-i",
-                os.path.join(source, "tests", "tokenizer", "data", "mixed.txt"), "-o", model, "-v", "1000",
-                "--threads", "2"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "tokenizer.model"))
-subprocess.run([tool, "mkmodel", model, str(sp.get_piece_size())], check=True)
-SPECIAL = {name: sp.piece_to_id(name) for name in ("<|im_start|>", "<|im_end|>")}
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
-
-def hf_encode(msgs):
-    text = "".join("<|im_start|>%s\n%s<|im_end|>\n" % m for m in msgs) + "<|im_start|>assistant\n"
-    ids = [sp.bos_id()]
-    for part in re.split("(<\\|im_start\\|>|<\\|im_end\\|>)", text):
-        if part in SPECIAL:
-            ids.append(SPECIAL[part])
-        elif part:
-            ids += sp.encode(part)
-    return ids
+model, sp = T.tiny_chat_model(tool, source, work)
+hf_encode = T.ChatTemplate(sp).encode
 
 
 def fit(system, turns, limit):
@@ -140,7 +109,4 @@ check(r.returncode == 0 and "unknown command" in r.stderr and r.stdout.count("\n
       "unknown /command: rc %d %r" % (r.returncode, r.stderr))
 print("errors: clear messages")
 
-if failures:
-    print("%d failure(s)" % failures)
-    sys.exit(1)
-print("ok")
+T.finish()

@@ -18,42 +18,19 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import melodist_testlib as T  # noqa: E402
+from melodist_testlib import check  # noqa: E402
+
 tool, melodist, shared, work = sys.argv[1:5]
 TOK = os.path.join(shared, "models", "internlm2-tokenizer", "tokenizer.model")
 VECTORS = os.path.join(shared, "reference", "internlm2-tokenizer-vectors.json")
 if not os.path.exists(TOK) or not os.path.exists(VECTORS):
-    print("SKIP: shared InternLM2 tokenizer or vectors absent", file=sys.stderr)
-    sys.exit(77)
-try:
-    import sentencepiece
-except ImportError:
-    print("SKIP: python3 sentencepiece is not installed", file=sys.stderr)
-    sys.exit(77)
+    T.skip("shared InternLM2 tokenizer or vectors absent", sys.stderr)
+sentencepiece = T.import_sentencepiece(sys.stderr)
 
 sp = sentencepiece.SentencePieceProcessor(model_file=TOK)
-SPECIAL = {"<|im_start|>": 92543, "<|im_end|>": 92542}
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
-
-def hf_encode(msgs, gen=True):
-    """transformers: render the chat_template, split on added tokens, encode each piece, BOS from the template."""
-    text = "".join("<|im_start|>%s\n%s<|im_end|>\n" % (r, c) for r, c in msgs)
-    if gen:
-        text += "<|im_start|>assistant\n"
-    ids = [sp.bos_id()]
-    for part in re.split("(<\\|im_start\\|>|<\\|im_end\\|>)", text):
-        if part in SPECIAL:
-            ids.append(SPECIAL[part])
-        elif part:
-            ids += sp.encode(part)
-    return ids
+hf_encode = T.ChatTemplate(sp, {"<|im_start|>": 92543, "<|im_end|>": 92542}).encode
 
 
 def tool_run(mode, arg, msgs):
@@ -155,26 +132,12 @@ if ref:
     system, turns = "You are a composer.", ["Write a reel.", "写一首歌。"]
     cfg = ref.config(64, 2, 4, 2, 128, 92544, 512, 10000.0, None, False)
 
-    def greedy(w, prompt):
-        out, margin = [], float("inf")
-        with torch.no_grad():
-            logits, past = ref.forward(w, cfg, prompt)
-            for _ in range(STEPS):
-                top2 = torch.topk(logits[-1], 2).values
-                margin = min(margin, float(top2[0] - top2[1]))
-                tok = int(torch.argmax(logits[-1]))
-                if tok in STOP:
-                    break
-                out.append(tok)
-                logits, past = ref.forward(w, cfg, [tok], past)
-        return out, margin
-
     for seed in range(30):  # replies without near-ties, without special tokens, decoding to re-encodable text
         w = ref.random_weights(cfg, torch.Generator().manual_seed(seed))
         msgs, replies, ok = [("system", system)], [], True
         for q in turns:
             msgs.append(("user", q))
-            out, margin = greedy(w, hf_encode(msgs))
+            out, margin = T.greedy(ref, w, cfg, hf_encode(msgs), STEPS, STOP)
             text = sp.decode(out)
             ok &= margin > 2e-3 and all(3 <= t < 92538 for t in out) and "\n" not in text and "\ufffd" not in text
             msgs.append(("assistant", text))
@@ -192,7 +155,4 @@ if ref:
           "melodist chat: rc %d stdout %r want %r\n%s" % (run.returncode, run.stdout, want, run.stderr))
     print("melodist chat vs PyTorch reference: 2 turns compared")
 
-if failures:
-    print("%d failure(s)" % failures)
-    sys.exit(1)
-print("ok")
+T.finish()

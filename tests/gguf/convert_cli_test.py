@@ -10,21 +10,15 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import melodist_testlib as T  # noqa: E402
+from melodist_testlib import check  # noqa: E402
+
 melodist, chat_tool, gguf_tool, shared, work = sys.argv[1:6]
 TOK = os.path.join(shared, "models", "internlm2-tokenizer", "tokenizer.model")
 if not os.path.exists(TOK):
-    print("SKIP: %s absent (shared data)" % TOK)
-    sys.exit(77)
+    T.skip("%s absent (shared data)" % TOK)
 os.makedirs(work, exist_ok=True)
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
 
 model = os.path.join(work, "model")
 subprocess.run([chat_tool, "mkmodel", model, "92544"], check=True)
@@ -53,7 +47,4 @@ for args, status, what in cases:
 check(not os.path.exists(out) and not any(".tmp" in f for f in os.listdir(work)), "a failed convert left a file")
 print("errors: %d bad invocations rejected clearly" % len(cases))
 
-if failures:
-    print("%d failure(s)" % failures)
-    sys.exit(1)
-print("ok")
+T.finish()

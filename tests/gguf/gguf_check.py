@@ -15,22 +15,20 @@ package-lock.json into WORK_DIR/npm (about 730 MB, once per build directory); ex
 usage: gguf_check.py MELODIST GGUF_TOOL SOURCE_DIR WORK_DIR
 """
 import os
-import re
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import melodist_testlib as T  # noqa: E402
+from melodist_testlib import check  # noqa: E402
 
 melodist, gguf_tool, source, work = sys.argv[1:5]
 here = os.path.dirname(os.path.abspath(__file__))
 TOK = os.path.join(source, "..", "shared", "models", "internlm2-tokenizer", "tokenizer.model")
 if not os.path.exists(TOK):
-    print("SKIP: %s absent (shared data)" % TOK)
-    sys.exit(77)
-try:
-    import sentencepiece
-except ImportError:
-    print("SKIP: python3 sentencepiece is not installed")
-    sys.exit(77)
+    T.skip("%s absent (shared data)" % TOK)
+sentencepiece = T.import_sentencepiece()
 sys.path.insert(0, os.path.join(source, "tests", "reference"))
 import internlm2_ref as ref  # exits 77 without torch
 import torch
@@ -59,34 +57,13 @@ def find_llama():
 
 llama_dir, why = find_llama()
 if not llama_dir:
-    print("SKIP:", why)
-    sys.exit(77)
+    T.skip(why)
 script = os.path.join(llama_dir, "melodist_llama_check.mjs")  # node resolves imports from the script's place
 shutil.copy(os.path.join(here, "llama_check.mjs"), script)
 
 sp = sentencepiece.SentencePieceProcessor(model_file=TOK)
-SPECIAL = {"<|im_start|>": 92543, "<|im_end|>": 92542}
+template = T.ChatTemplate(sp, {"<|im_start|>": 92543, "<|im_end|>": 92542})
 STOP, STEPS = (2, 92542), 16
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
-
-def encode_special(text):
-    ids = []
-    for part in re.split("(<\\|im_start\\|>|<\\|im_end\\|>)", text):
-        ids += [SPECIAL[part]] if part in SPECIAL else sp.encode(part) if part else []
-    return ids
-
-
-def chat_ids(system, user):
-    return [1] + encode_special("<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n"
-                                "<|im_start|>assistant\n" % (system, user))
 
 
 def llama(gguf, *args):
@@ -98,7 +75,7 @@ def llama(gguf, *args):
 
 
 SYSTEM, USER = "You are a composer.", "Write a reel in D."
-prompt = chat_ids(SYSTEM, USER)
+prompt = template.encode([("system", SYSTEM), ("user", USER)])
 
 
 def stored(x, fmt):
@@ -118,21 +95,6 @@ def stored(x, fmt):
     return (q * d).reshape(x.shape)
 
 
-def greedy(w, cfg):
-    with torch.no_grad():
-        logits, past = ref.forward(w, cfg, prompt)
-        out, margin = [], float("inf")
-        for _ in range(STEPS):
-            top2 = torch.topk(logits[-1], 2).values
-            margin = min(margin, float(top2[0] - top2[1]))
-            tok = int(torch.argmax(logits[-1]))
-            if tok in STOP:
-                break
-            out.append(tok)
-            logits, past = ref.forward(w, cfg, [tok], past)
-    return out, margin
-
-
 # (name, dim, layers, heads, kv heads, hidden, tied, formats)
 shapes = [("gqa", 64, 2, 4, 2, 128, False, ["f32", "f16", "q8_0", "q4_0"]),
           ("mha_tied", 64, 2, 2, 2, 96, True, ["f32", "bf16"]),
@@ -146,7 +108,7 @@ for name, dim, layers, heads, kv, hidden, tied, formats in shapes:
         best, wanted = None, 0.1 if fmt.startswith("q") else 0.02
         for seed in range(60):
             w = ref.random_weights(cfg, torch.Generator().manual_seed(seed))
-            out, margin = greedy({k: stored(v, fmt) for k, v in w.items()}, cfg)
+            out, margin = T.greedy(ref, {k: stored(v, fmt) for k, v in w.items()}, cfg, prompt, STEPS, STOP)
             text = sp.decode(out)
             if all(3 <= t < 92538 for t in out) and "\n" not in text and "\ufffd" not in text and \
                     (best is None or margin > best[1]):
@@ -181,11 +143,9 @@ texts = ["你是 Melodist，一位专业的作曲家。", "X:1\nT:Reel\nM:4/4\nL
          "emoji 🎻🎶 and  two spaces", "<|im_start|>user\n写一首歌<|im_end|>\n<|im_start|>assistant\n"]
 got = llama(gguf, "tokenize", *texts)
 for t, ids in zip(texts, got or [[]] * len(texts)):
-    check(ids == encode_special(t), "llama.cpp tokenizes %r as %s, SentencePiece %s" % (t, ids, encode_special(t)))
+    want = template.encode_text(t)
+    check(ids == want, "llama.cpp tokenizes %r as %s, SentencePiece %s" % (t, ids, want))
 print("tokenizer: %d texts tokenized by llama.cpp as by SentencePiece" % len(texts))
 
 os.remove(script)
-if failures:
-    print("%d failure(s)" % failures)
-    sys.exit(1)
-print("ok")
+T.finish()

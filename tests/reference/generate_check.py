@@ -9,20 +9,17 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import internlm2_ref as ref  # exits 77 without torch
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [here, os.path.join(here, "..", "lib")]
+import internlm2_ref as ref  # noqa: E402  (exits 77 without torch)
+import melodist_testlib as T  # noqa: E402
 
-try:
-    import sentencepiece
-except ImportError:
-    print("SKIP: python3 sentencepiece is not installed", file=sys.stderr)
-    sys.exit(77)
-import torch
+sentencepiece = T.import_sentencepiece(sys.stderr)
+import torch  # noqa: E402
 
 melodist, tokenizer, work = sys.argv[1:4]
 if not os.path.exists(tokenizer):
-    print("SKIP: %s not found (shared data absent)" % tokenizer, file=sys.stderr)
-    sys.exit(77)
+    T.skip("%s not found (shared data absent)" % tokenizer, sys.stderr)
 
 STOP, SPECIAL_FIRST, STEPS = (2, 92542), 92538, 24
 PROMPT = "X:1\nT:Reel\nM:4/4\nK:D\n|:d2fd"
@@ -32,17 +29,7 @@ cfg = ref.config(64, 2, 4, 2, 128, 92544, 32768, 1000000.0, {"type": "dynamic", 
 
 for seed in range(20):  # a continuation without near-ties and without special tokens (decoded differently)
     w = ref.random_weights(cfg, torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        logits, past = ref.forward(w, cfg, prompt)
-        out, margin = [], float("inf")
-        for _ in range(STEPS):
-            top2 = torch.topk(logits[-1], 2).values
-            margin = min(margin, float(top2[0] - top2[1]))
-            tok = int(torch.argmax(logits[-1]))
-            if tok in STOP:
-                break
-            out.append(tok)
-            logits, past = ref.forward(w, cfg, [tok], past)
+    out, margin = T.greedy(ref, w, cfg, prompt, STEPS, STOP)
     if margin > 2e-3 and all(3 <= t < SPECIAL_FIRST for t in out):
         break
 

@@ -22,6 +22,10 @@ import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import melodist_testlib as T  # noqa: E402
+from melodist_testlib import check  # noqa: E402
+
 melodist, tool, source, work = sys.argv[1:5]
 chromium = shutil.which("chromium") or shutil.which("chromium-browser")
 web = os.path.join(source, "web")
@@ -31,30 +35,7 @@ if not chromium:
 if not os.path.exists(os.path.join(web, "node_modules", "abcjs", "dist", "abcjs-basic-min.js")):
     print("SKIP: abcjs is not installed (npm ci --prefix web)")
     sys.exit(77)
-if not shutil.which("spm_train"):
-    print("SKIP: spm_train not found (apt-get install sentencepiece)")
-    sys.exit(77)
-try:
-    import sentencepiece
-except ImportError:
-    print("SKIP: python3 sentencepiece is not installed")
-    sys.exit(77)
-
-os.makedirs(work, exist_ok=True)
-model = os.path.join(work, "model")
-subprocess.run(["bash", os.path.join(source, "scripts", "train-tokenizer.sh"), "-i",
-                os.path.join(source, "tests", "tokenizer", "data", "mixed.txt"), "-o", model, "-v", "1000",
-                "--threads", "2"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "tokenizer.model"))
-subprocess.run([tool, "mkmodel", model, str(sp.get_piece_size())], check=True)
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
+model, _ = T.tiny_chat_model(tool, source, work)
 
 
 class DevTools:
@@ -191,7 +172,4 @@ check("npm ci" in dom and "<svg" not in dom, "without abcjs the page must say to
 check(re.search(r"<pre>X:1\nT:Demo Jig", dom), "without abcjs the tune must be shown as ABC text")
 print("page without abcjs: loads, says to run npm ci, shows the ABC text")
 
-if failures:
-    print("%d failure(s)" % failures)
-    sys.exit(1)
-print("ok")
+T.finish()

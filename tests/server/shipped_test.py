@@ -13,25 +13,14 @@ import subprocess
 import sys
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import melodist_testlib as T  # noqa: E402
+from melodist_testlib import check  # noqa: E402
+
 melodist, model = sys.argv[1:3]
 if not os.path.exists(os.path.join(model, "config.json")):
-    print("SKIP: no model at %s" % model)
-    sys.exit(77)
-try:
-    import sentencepiece
-except ImportError:
-    print("SKIP: python3 sentencepiece is not installed")
-    sys.exit(77)
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
+    T.skip("no model at %s" % model)
+sentencepiece = T.import_sentencepiece()
 
 ASK, N = "写一首欢快的D大调吉格", 160
 proc = subprocess.Popen([melodist, "serve", "-m", model, "--port", "0", "--quiet"], stderr=subprocess.PIPE, text=True)
@@ -67,16 +56,9 @@ persona = re.search(r'#define MELODIST_PERSONA_ZH[\s\\]+((?:"(?:[^"\\]|\\.)*"[\s
                                       "persona.h"), encoding="utf-8").read()).group(1)
 persona = "".join(json.loads(s) for s in re.findall(r'"(?:[^"\\]|\\.)*"', persona))
 sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "tokenizer.model"))
-special = {name: sp.piece_to_id(name) for name in ("<|im_start|>", "<|im_end|>")}
-ids = [sp.bos_id()]
-text = "<|im_start|>system\n%s<|im_end|>\n<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n" % (persona, ASK)
-for part in re.split("(<\\|im_start\\|>|<\\|im_end\\|>)", text):
-    ids += [special[part]] if part in special else sp.encode(part) if part else []
+ids = T.ChatTemplate(sp).encode([("system", persona), ("user", ASK)])
 check(answer["usage"]["prompt_tokens"] == len(ids), "usage %r, the template has %d tokens" % (answer["usage"], len(ids)))
 print("shipped model: greedy reply (%d chars, %d tokens) = melodist chat's; prompt %d tokens = the HF template with "
       "the persona; the tune: %d error(s), valid %s" % (len(reply), answer["usage"]["completion_tokens"], len(ids),
                                                         checked["errors"], checked["valid"]))
-if failures:
-    print("%d failure(s)" % failures)
-    sys.exit(1)
-print("ok")
+T.finish()
