@@ -175,17 +175,5 @@ def cmd_lora(path):
             failures.append(case + " size")
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("nf4", "lora"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    torch.set_num_threads(1)
-    globals()["cmd_" + sys.argv[1]](sys.argv[2])
-    if failures:
-        print("FAILED: " + ", ".join(failures))
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(train_ref.main(__doc__, {"nf4": cmd_nf4, "lora": cmd_lora}))

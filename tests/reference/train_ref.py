@@ -197,12 +197,13 @@ def cmd_model(path):
         print("%s: %d tensors, worst gradient rel err %.3e" % (case, len(w), worst))
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("ops", "model", "adamw"):
-        print(__doc__, file=sys.stderr)
+def main(doc, commands):
+    """argv: COMMAND PATH with COMMAND a key of `commands` (name -> function of PATH); the exit status."""
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
+        print(doc, file=sys.stderr)
         return 2
     torch.set_num_threads(1)
-    globals()["cmd_" + sys.argv[1]](sys.argv[2])
+    commands[sys.argv[1]](sys.argv[2])
     if failures:
         print("FAILED: " + ", ".join(failures))
         return 1
@@ -210,4 +211,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, {"ops": cmd_ops, "model": cmd_model, "adamw": cmd_adamw}))
