@@ -88,3 +88,18 @@ def tree_bytes(out):
             p = os.path.join(root, n)
             files[os.path.relpath(p, out)] = open(p, "rb").read()
     return files
+
+
+def recheck_and_rerun(melodist, checker, records, work, out, inputs, stderr_tail):
+    """Every record's answer re-checked by the engine (CHECKER reads them as flat JSONL; the last `stderr_tail`
+    characters of its complaints shown), then a rerun with the same inputs and seed byte-identical to OUT."""
+    flat = os.path.join(work, "flat.jsonl")
+    write_flat(records, flat)
+    r = subprocess.run([checker, flat], capture_output=True, text=True)
+    print(r.stdout, end="")
+    if r.returncode:
+        fail("engine re-check failed:\n" + r.stderr[-stderr_tail:])
+    again = os.path.join(work, "again")
+    build(melodist, again, inputs)
+    if tree_bytes(out) != tree_bytes(again):
+        fail("a rerun with the same inputs and seed is not byte-identical")

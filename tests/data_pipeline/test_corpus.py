@@ -4,10 +4,9 @@ files, every analysis answer re-checked by the engine, byte-identical rerun."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-from common import CJK, build, fail, quoted_tune, read_documents, read_records, tree_bytes, without_x, write_flat
+from common import CJK, build, fail, quoted_tune, read_documents, read_records, recheck_and_rerun, without_x
 
 melodist, checker, shared, fixtures, work = sys.argv[1:6]
 collections = [os.path.join(shared, c, c + ".abc") for c in ("nottingham", "essen_europe", "essen_china",
@@ -60,15 +59,5 @@ if leaks:
     fail(f"{len(leaks)} test tunes appear in train outputs, e.g. {leaks[0][:200]}")
 print(f"test tunes: {len(test_tunes)}, none in train pretrain.txt or train SFT records")
 
-flat = os.path.join(work, "flat.jsonl")
-write_flat(records, flat)
-r = subprocess.run([checker, flat], capture_output=True, text=True)
-print(r.stdout, end="")
-if r.returncode:
-    fail("engine re-check failed:\n" + r.stderr[-4000:])
-
-again = os.path.join(work, "again")
-build(melodist, again, inputs)
-if tree_bytes(out) != tree_bytes(again):
-    fail("a rerun with the same inputs and seed is not byte-identical")
+recheck_and_rerun(melodist, checker, records, work, out, inputs, 4000)
 print("data corpus: ok")

@@ -3,10 +3,10 @@ engine re-check of the answers, byte-identical reruns, and clean failure on malf
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-from common import build, fail, quoted_tune, read_documents, read_records, tree_bytes, without_x, write_flat
+from common import (build, fail, quoted_tune, read_documents, read_records, recheck_and_rerun, tree_bytes,
+                    without_x)
 
 melodist, checker, fixtures, work = sys.argv[1:5]
 shutil.rmtree(work, ignore_errors=True)
@@ -65,17 +65,7 @@ for task, _, inp, outp in records["train"]:
     for t in (quoted_tune(inp), quoted_tune(outp)):
         if t and without_x(t) in test_tunes:
             fail(f"a test tune appears in a train {task} record")
-flat = os.path.join(work, "flat.jsonl")
-write_flat(records, flat)
-r = subprocess.run([checker, flat], capture_output=True, text=True)
-print(r.stdout, end="")
-if r.returncode:
-    fail("engine re-check failed:\n" + r.stderr[-3000:])
-
-again = os.path.join(work, "again")
-build(melodist, again, inputs)
-if tree_bytes(out) != tree_bytes(again):
-    fail("a rerun with the same inputs and seed is not byte-identical")
+recheck_and_rerun(melodist, checker, records, work, out, inputs, 3000)
 
 # Malformed inputs: a clear message with file:line, exit 1, and nothing written.
 cases = [
