@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "melodist/chat.h"
+#include "testutil.h"
 
 static int parse_messages(int argc, char **argv, struct chat_message *msgs)
 {
@@ -25,16 +26,6 @@ static void print_ids(const tok_ids *ids)
     for (size_t i = 0; i < ids->n; i++)
         printf(i ? " %d" : "%d", ids->v[i]);
     printf("\n");
-}
-
-static int failures;
-
-static void expect(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "FAIL: %s\n", what);
-        failures++;
-    }
 }
 
 /* Feeds text in the given chunks; checks the text shown and whether a stop string ended it. */
@@ -57,7 +48,7 @@ static void stop_case(const char *const *stops, int n_stops, const char *const *
     chat_stop_free(s);
     char what[512];
     snprintf(what, sizeof what, "stop strings: got '%s' hit %d, want '%s' hit %d", shown, hit, want, want_hit);
-    expect(!strcmp(shown, want) && hit == want_hit, what);
+    CHECK(!strcmp(shown, want) && hit == want_hit, "%s", what);
 }
 
 static int stop_tests(void)
@@ -78,13 +69,13 @@ static int stop_tests(void)
     const char *out;
     size_t len;
     chat_stop_push(s, "ok </a", 6, &out, &len);
-    expect(len == 3 && !memcmp(out, "ok ", 3), "stop strings: '</a' held back");
+    CHECK(len == 3 && !memcmp(out, "ok ", 3), "stop strings: '</a' held back");
     chat_stop_push(s, "x", 1, &out, &len);
-    expect(len == 4 && !memcmp(out, "</ax", 4), "stop strings: '</ax' released");
+    CHECK(len == 4 && !memcmp(out, "</ax", 4), "stop strings: '</ax' released");
     chat_stop_free(s);
-    if (!failures)
+    if (!tu_failures)
         printf("ok: stop strings\n");
-    return failures ? 1 : 0;
+    return tu_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "melodist/eval.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                                            \
-            fprintf(stderr, "\n");                                                                                   \
-            failures++;                                                                                              \
-        }                                                                                                            \
-    } while (0)
+#include "testutil.h"
 
 static const char good[] = "X:1\nT:Good\nR:Jig\nM:6/8\nL:1/8\nK:D\nDFA dAF|GBd cBA|DFA dAF|E3 D3|]\n";
 /* bar 2 has seven eighths in 6/8, bar 3 five: both wrong, the last bar may be short */
@@ -78,7 +67,7 @@ int main(void)
     CHECK(notes == 20 && pc[0] == 6 && pc[7] == 5 && iv[12 + 3] == 3, "histograms: %d notes, D %g A %g +3 %g",
           notes, pc[0], pc[7], iv[15]);
 
-    if (failures)
+    if (tu_failures)
         return 1;
     printf("eval measures: all checks passed\n");
     return 0;

@@ -8,16 +8,7 @@
 #include <string.h>
 
 #include "melodist/finetune.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                                   \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            printf("FAIL: " __VA_ARGS__);                                                                  \
-            putchar('\n');                                                                                 \
-            failures++;                                                                                    \
-        }                                                                                                  \
-    } while (0)
+#include "testutil.h"
 
 static int occurrences(const struct sft_rows *r, size_t total, const struct sft_set *s, size_t i)
 {
@@ -108,6 +99,6 @@ int main(int argc, char **argv)
     sft_rows_free(&packed), sft_rows_free(&single);
     sft_free(&all), sft_free(&a), sft_free(&none);
     tok_free(tok);
-    puts(failures ? "FAILED" : "ok");
-    return failures != 0;
+    puts(tu_failures ? "FAILED" : "ok");
+    return tu_failures != 0;
 }

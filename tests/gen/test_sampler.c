@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "melodist/generate.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                                                               \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-        }                                                                                                              \
-    } while (0)
+#include "testutil.h"
 
 static struct gen_params params(float temperature, int top_k, float top_p, float min_p, float penalty, uint64_t seed)
 {
@@ -139,9 +128,9 @@ int main(void)
           "bad token id: %s", err);
     model_state_free(st);
     model_free(m);
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
+    if (tu_failures)
+        fprintf(stderr, "%d failures\n", tu_failures);
     else
         printf("sampler and generation loop: all checks passed\n");
-    return failures ? 1 : 0;
+    return tu_failures ? 1 : 0;
 }

@@ -10,17 +10,7 @@
 
 #include "melodist/gguf.h"
 #include "melodist/tokenizer.h"
-
-static int failures;
-
-#define EXPECT(cond, ...)                                                                                         \
-    do {                                                                                                          \
-        if (!(cond)) {                                                                                            \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                                                \
-            fprintf(stderr, "\n");                                                                                \
-            failures++;                                                                                           \
-        }                                                                                                         \
-    } while (0)
+#include "testutil.h"
 
 /* ---- roundtrip ---- */
 
@@ -86,8 +76,8 @@ static int roundtrip(const char *dir)
         ok = !gguf_add_tensor(w, name, types[i], i == 0 ? 1 : i == 4 ? 3 : 2, ne);
     }
     uint64_t bad_ne[1] = {33};
-    EXPECT(gguf_add_tensor(w, "bad", GGUF_Q8_0, 1, bad_ne) < 0, "q8_0 row of 33 values accepted");
-    EXPECT(ok && !gguf_write(w, path, fill_rows, cols, err, sizeof err), "write: %s", err);
+    CHECK(gguf_add_tensor(w, "bad", GGUF_Q8_0, 1, bad_ne) < 0, "q8_0 row of 33 values accepted");
+    CHECK(ok && !gguf_write(w, path, fill_rows, cols, err, sizeof err), "write: %s", err);
     gguf_writer_free(w);
     struct gguf_file *f = gguf_open(path, err, sizeof err);
     if (!f) {
@@ -99,34 +89,34 @@ static int roundtrip(const char *dir)
     int bv;
     size_t len;
     const char *s;
-    EXPECT(gguf_file_version(f) == 3 && gguf_kv_count(f) == 8 && gguf_tensor_count(f) == 5, "counts");
-    EXPECT(!gguf_get_int(f, gguf_find_kv(f, "t.u32"), &iv) && iv == 4000000000LL, "u32");
-    EXPECT(!gguf_get_float(f, gguf_find_kv(f, "t.f32"), &dv) && dv == 0.125, "f32");
-    EXPECT(gguf_get_int(f, gguf_find_kv(f, "t.f32"), &iv) < 0, "a float read as an integer");
-    EXPECT(!gguf_get_bool(f, gguf_find_kv(f, "t.bool"), &bv) && bv == 1, "bool");
-    EXPECT((s = gguf_get_string(f, gguf_find_kv(f, "t.str"), &len)) && len == strlen("héllo") && !memcmp(s, "héllo", len),
+    CHECK(gguf_file_version(f) == 3 && gguf_kv_count(f) == 8 && gguf_tensor_count(f) == 5, "counts");
+    CHECK(!gguf_get_int(f, gguf_find_kv(f, "t.u32"), &iv) && iv == 4000000000LL, "u32");
+    CHECK(!gguf_get_float(f, gguf_find_kv(f, "t.f32"), &dv) && dv == 0.125, "f32");
+    CHECK(gguf_get_int(f, gguf_find_kv(f, "t.f32"), &iv) < 0, "a float read as an integer");
+    CHECK(!gguf_get_bool(f, gguf_find_kv(f, "t.bool"), &bv) && bv == 1, "bool");
+    CHECK((s = gguf_get_string(f, gguf_find_kv(f, "t.str"), &len)) && len == strlen("héllo") && !memcmp(s, "héllo", len),
            "string");
     enum gguf_vtype et;
     uint64_t n;
     int k = gguf_find_kv(f, "t.floats");
-    EXPECT(!gguf_get_array(f, k, &et, &n) && et == GGUF_FLOAT32 && n == 3, "float array");
+    CHECK(!gguf_get_array(f, k, &et, &n) && et == GGUF_FLOAT32 && n == 3, "float array");
     for (uint64_t j = 0; j < 3; j++)
-        EXPECT(!gguf_array_number(f, k, j, &dv) && dv == fl[j], "float array [%d]", (int)j);
+        CHECK(!gguf_array_number(f, k, j, &dv) && dv == fl[j], "float array [%d]", (int)j);
     k = gguf_find_kv(f, "t.ints");
     for (uint64_t j = 0; j < 3; j++)
-        EXPECT(!gguf_array_number(f, k, j, &dv) && dv == in[j], "int array [%d]", (int)j);
-    EXPECT(gguf_array_number(f, k, 3, &dv) < 0, "array index past the end");
+        CHECK(!gguf_array_number(f, k, j, &dv) && dv == in[j], "int array [%d]", (int)j);
+    CHECK(gguf_array_number(f, k, 3, &dv) < 0, "array index past the end");
     k = gguf_find_kv(f, "t.strs");
     for (uint64_t j = 0; j < 4; j++)
-        EXPECT((s = gguf_array_string(f, k, j, &len)) && len == lens[j] && !memcmp(s, strs[j], len), "strs[%d]", (int)j);
+        CHECK((s = gguf_array_string(f, k, j, &len)) && len == lens[j] && !memcmp(s, strs[j], len), "strs[%d]", (int)j);
     k = gguf_find_kv(f, "t.empty");
-    EXPECT(!gguf_get_array(f, k, &et, &n) && n == 0, "empty array");
-    EXPECT(gguf_find_kv(f, "absent") == -1 && gguf_find_tensor(f, "absent") == -1, "absent names");
+    CHECK(!gguf_get_array(f, k, &et, &n) && n == 0, "empty array");
+    CHECK(gguf_find_kv(f, "absent") == -1 && gguf_find_tensor(f, "absent") == -1, "absent names");
     for (int i = 0; i < 5; i++) {
         const struct gguf_tensor *t = gguf_get_tensor(f, i);
-        EXPECT(t->type == types[i] && t->ne[0] == cols[i] && ((uintptr_t)t->data % 32) == 0, "tensor %d info", i);
+        CHECK(t->type == types[i] && t->ne[0] == cols[i] && ((uintptr_t)t->data % 32) == 0, "tensor %d info", i);
         uint64_t rows = t->bytes / gguf_row_bytes(t->type, t->ne[0]);
-        EXPECT(rows == (i == 0 ? 1 : i == 4 ? 3 * 5 : 3), "tensor %d rows %d", i, (int)rows);
+        CHECK(rows == (i == 0 ? 1 : i == 4 ? 3 * 5 : 3), "tensor %d rows %d", i, (int)rows);
         float row[64];
         /* f32 exact; f16/bf16 within half an ulp; q8_0/q4_0 within half a quantisation step (+ scale rounding). */
         double tol[] = {0, 1.0 / 2048, 1.0 / 256, 0.5 / 127 + 1e-3, 0.5 / 7 + 1e-3};
@@ -138,15 +128,15 @@ static int roundtrip(const char *dir)
             for (uint64_t c = 0; c < cols[i]; c++) {
                 float want = value_at(i, r, c);
                 double bound = i < 3 ? tol[i] * fabsf(want) : tol[i] * 8 * amax;
-                EXPECT(fabs(row[c] - want) <= bound, "tensor %d [%d][%d]: %g vs %g", i, (int)r, (int)c, row[c],
+                CHECK(fabs(row[c] - want) <= bound, "tensor %d [%d][%d]: %g vs %g", i, (int)r, (int)c, row[c],
                        want);
             }
         }
     }
     gguf_close(f);
-    if (!failures)
+    if (!tu_failures)
         printf("ok: GGUF writer/reader round trip (8 keys, 5 tensor types)\n");
-    return failures != 0;
+    return tu_failures != 0;
 }
 
 /* ---- check an exported InternLM2 model ---- */
@@ -155,8 +145,7 @@ static int get_u(const struct gguf_file *f, const char *key, int64_t *v)
 {
     int i = gguf_find_kv(f, key);
     if (i < 0 || gguf_get_int(f, i, v)) {
-        fprintf(stderr, "FAIL: %s missing or not an integer\n", key);
-        failures++;
+        tu_fail(__FILE__, __LINE__, "%s missing or not an integer", key);
         return -1;
     }
     return 0;
@@ -166,7 +155,7 @@ static void expect_int(const struct gguf_file *f, const char *key, int64_t want)
 {
     int64_t v;
     if (!get_u(f, key, &v))
-        EXPECT(v == want, "%s = %lld, want %lld", key, (long long)v, (long long)want);
+        CHECK(v == want, "%s = %lld, want %lld", key, (long long)v, (long long)want);
 }
 
 /* The HF row of GGUF q/k row r: llama.cpp's converter wrote w.reshape(n_head, 2, D/2, cols).swapaxes(1, 2),
@@ -182,15 +171,13 @@ static void compare_matrix(const struct gguf_file *f, const char *name, const st
 {
     int k = gguf_find_tensor(f, name);
     if (k < 0) {
-        fprintf(stderr, "FAIL: tensor %s missing\n", name);
-        failures++;
+        tu_fail(__FILE__, __LINE__, "tensor %s missing", name);
         return;
     }
     const struct gguf_tensor *t = gguf_get_tensor(f, k);
     if (t->n_dims != 2 || t->ne[0] != (uint64_t)m->cols || t->ne[1] != (uint64_t)n_rows) {
-        fprintf(stderr, "FAIL: %s has shape [%llu, %llu], want [%d, %d]\n", name, (unsigned long long)t->ne[0],
+        tu_fail(__FILE__, __LINE__, "%s has shape [%llu, %llu], want [%d, %d]", name, (unsigned long long)t->ne[0],
                 (unsigned long long)t->ne[1], m->cols, n_rows);
-        failures++;
         return;
     }
     float *a = malloc((size_t)m->cols * sizeof *a), *b = malloc((size_t)m->cols * sizeof *b);
@@ -204,7 +191,7 @@ static void compare_matrix(const struct gguf_file *f, const char *name, const st
         for (int c = 0; c < m->cols; c++)
             worst = fmax(worst, fabs(a[c] - b[c]) / (amax > 0 ? amax : 1));
     }
-    EXPECT(worst <= tol, "%s: largest difference %.3g of the row's largest value (tolerance %.3g)", name, worst, tol);
+    CHECK(worst <= tol, "%s: largest difference %.3g of the row's largest value (tolerance %.3g)", name, worst, tol);
     free(a);
     free(b);
 }
@@ -229,7 +216,7 @@ static int check(const char *model_dir, const char *tok_path, const char *path)
     const struct model_config *c = &m->config;
     size_t len;
     const char *s = gguf_get_string(f, gguf_find_kv(f, "general.architecture"), &len);
-    EXPECT(s && len == 9 && !memcmp(s, "internlm2", 9), "general.architecture");
+    CHECK(s && len == 9 && !memcmp(s, "internlm2", 9), "general.architecture");
     expect_int(f, "internlm2.context_length", c->max_position_embeddings);
     expect_int(f, "internlm2.embedding_length", c->dim);
     expect_int(f, "internlm2.block_count", c->n_layers);
@@ -237,12 +224,12 @@ static int check(const char *model_dir, const char *tok_path, const char *path)
     expect_int(f, "internlm2.attention.head_count", c->n_heads);
     expect_int(f, "internlm2.attention.head_count_kv", c->n_kv_heads);
     double eps, theta;
-    EXPECT(!gguf_get_float(f, gguf_find_kv(f, "internlm2.attention.layer_norm_rms_epsilon"), &eps) &&
+    CHECK(!gguf_get_float(f, gguf_find_kv(f, "internlm2.attention.layer_norm_rms_epsilon"), &eps) &&
                (float)eps == c->rms_norm_eps, "rms eps");
-    EXPECT(!gguf_get_float(f, gguf_find_kv(f, "internlm2.rope.freq_base"), &theta) && (float)theta == c->rope_theta,
+    CHECK(!gguf_get_float(f, gguf_find_kv(f, "internlm2.rope.freq_base"), &theta) && (float)theta == c->rope_theta,
            "rope.freq_base");
     s = gguf_get_string(f, gguf_find_kv(f, "tokenizer.ggml.model"), &len);
-    EXPECT(s && len == 5 && !memcmp(s, "llama", 5), "tokenizer.ggml.model");
+    CHECK(s && len == 5 && !memcmp(s, "llama", 5), "tokenizer.ggml.model");
     expect_int(f, "tokenizer.ggml.bos_token_id", tok_bos_id(tok));
     int im_end = tok_special_id(tok, "<|im_end|>");
     expect_int(f, "tokenizer.ggml.eos_token_id", im_end >= 0 ? im_end : tok_eos_id(tok));
@@ -250,7 +237,7 @@ static int check(const char *model_dir, const char *tok_path, const char *path)
         yi = gguf_find_kv(f, "tokenizer.ggml.token_type");
     enum gguf_vtype et;
     uint64_t n = 0;
-    EXPECT(ti >= 0 && si >= 0 && yi >= 0 && !gguf_get_array(f, ti, &et, &n) && n == (uint64_t)c->vocab_size,
+    CHECK(ti >= 0 && si >= 0 && yi >= 0 && !gguf_get_array(f, ti, &et, &n) && n == (uint64_t)c->vocab_size,
            "tokenizer arrays");
     int bad_tokens = 0;
     for (int i = 0; i < tok_vocab_size(tok) && n; i++) {
@@ -269,7 +256,7 @@ static int check(const char *model_dir, const char *tok_path, const char *path)
             (float)score != (name ? -1000.0f : tok_piece_score(tok, i)))
             bad_tokens++;
     }
-    EXPECT(!bad_tokens, "%d tokens differ from the tokenizer", bad_tokens);
+    CHECK(!bad_tokens, "%d tokens differ from the tokenizer", bad_tokens);
 
     int D = c->head_dim, G = c->n_heads / c->n_kv_heads, q_rows = c->n_heads * D, kv_rows = c->n_kv_heads * D;
     int *qmap = malloc((size_t)q_rows * sizeof *qmap), *kmap = malloc((size_t)kv_rows * sizeof *kmap),
@@ -304,15 +291,15 @@ static int check(const char *model_dir, const char *tok_path, const char *path)
         for (int k = 0; k < 2; k++) {
             int ni = gguf_find_tensor(f, NAME(norm_names[k]));
             const struct gguf_tensor *t = ni >= 0 ? gguf_get_tensor(f, ni) : NULL;
-            EXPECT(t && t->type == GGUF_F32 && t->ne[0] == (uint64_t)c->dim &&
+            CHECK(t && t->type == GGUF_F32 && t->ne[0] == (uint64_t)c->dim &&
                        !memcmp(t->data, norms[k], (size_t)c->dim * 4), "layer %d %s", l, norm_names[k]);
         }
 #undef NAME
     }
     int oi = gguf_find_tensor(f, "output_norm.weight");
-    EXPECT(oi >= 0 && !memcmp(gguf_get_tensor(f, oi)->data, m->norm, (size_t)c->dim * 4), "output_norm");
-    EXPECT(gguf_tensor_count(f) == 9 * c->n_layers + 3, "%d tensors", gguf_tensor_count(f));
-    if (!failures)
+    CHECK(oi >= 0 && !memcmp(gguf_get_tensor(f, oi)->data, m->norm, (size_t)c->dim * 4), "output_norm");
+    CHECK(gguf_tensor_count(f) == 9 * c->n_layers + 3, "%d tensors", gguf_tensor_count(f));
+    if (!tu_failures)
         printf("ok: %s (%s) matches the checkpoint and the tokenizer: %d keys, %d tensors, %llu tokens\n", path,
                gguf_ttype_name(emb->type), gguf_kv_count(f), gguf_tensor_count(f), (unsigned long long)n);
     free(qmap);
@@ -321,23 +308,18 @@ static int check(const char *model_dir, const char *tok_path, const char *path)
     gguf_close(f);
     model_free(m);
     tok_free(tok);
-    return failures != 0;
+    return tu_failures != 0;
 }
 
 /* ---- corrupted files ---- */
 
 static int corrupt(const char *path, const char *dir)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    size_t len;
+    unsigned char *data = (unsigned char *)tu_read_file(path, &len);
+    if (!data)
         return 1;
-    fseek(fp, 0, SEEK_END);
-    long size = ftell(fp);
-    rewind(fp);
-    unsigned char *data = malloc((size_t)size);
-    if (fread(data, 1, (size_t)size, fp) != (size_t)size)
-        return 1;
-    fclose(fp);
+    long size = (long)len;
     char out[4096], err[512];
     snprintf(out, sizeof out, "%s/corrupt.gguf", dir);
     int rejected = 0, tries = 0;
@@ -357,7 +339,7 @@ static int corrupt(const char *path, const char *dir)
                 copy[rng % (uint64_t)header] = (unsigned char)(rng >> 40);
             }
         }
-        fp = fopen(out, "wb");
+        FILE *fp = fopen(out, "wb");
         fwrite(copy, 1, (size_t)n, fp);
         fclose(fp);
         free(copy);
@@ -365,7 +347,7 @@ static int corrupt(const char *path, const char *dir)
         struct gguf_file *f = gguf_open(out, err, sizeof err);
         if (!f) {
             rejected++;
-            EXPECT(err[0], "rejected without a message");
+            CHECK(err[0], "rejected without a message");
             continue;
         }
         /* Whatever was accepted must be safe to walk completely. */
@@ -391,7 +373,7 @@ static int corrupt(const char *path, const char *dir)
     free(data);
     remove(out);
     printf("ok: %d damaged copies: %d rejected with a message, the rest read safely\n", tries, rejected);
-    return failures != 0;
+    return tu_failures != 0;
 }
 
 int main(int argc, char **argv)

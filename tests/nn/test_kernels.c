@@ -7,19 +7,7 @@
 #include <string.h>
 
 #include "melodist/nn.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            if (failures++ < 20) {                                                                                     \
-                fprintf(stderr, "FAIL line %d: ", __LINE__);                                                           \
-                fprintf(stderr, __VA_ARGS__);                                                                          \
-                fputc('\n', stderr);                                                                                   \
-            }                                                                                                          \
-        }                                                                                                              \
-    } while (0)
+#include "testutil.h"
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t next_u32(void)
@@ -182,6 +170,7 @@ static void check_products(enum nn_dtype dtype, int COLS)
 
 int main(void)
 {
+    tu_max_printed = 20;
     printf("kernels: %s, %d threads\n", nn_simd_name(), nn_threads());
     check_f16();
     check_bf16();
@@ -192,7 +181,7 @@ int main(void)
         if (d < NN_Q8)
             check_products((enum nn_dtype)d, 300);
     }
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
-    return failures ? 1 : 0;
+    if (tu_failures)
+        fprintf(stderr, "%d failures\n", tu_failures);
+    return tu_failures ? 1 : 0;
 }

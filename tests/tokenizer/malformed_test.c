@@ -4,7 +4,6 @@
  * Also: the streaming decoder returns only complete UTF-8 and adds up to tok_decode.
  *   malformed_test [INTERNLM2_TOKENIZER_MODEL] */
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,21 +13,7 @@
 
 #include "melodist/tokenizer.h"
 #include "tiny_model.h"
-
-static int failures;
-
-static void check(bool ok, const char *fmt, ...)
-{
-    if (ok)
-        return;
-    failures++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
+#include "testutil.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
@@ -67,14 +52,14 @@ static void exercise(const mt_tokenizer *tok, const char *label)
 {
     static const char text[] = "X:1\nK:G\n|: GABc dedB | \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x8E\xB5 <|im_end|>\xFF\xFE  x";
     tok_ids ids = {0};
-    check(tok_encode(tok, text, sizeof text - 1, TOK_ADD_BOS | TOK_ADD_EOS | TOK_PARSE_SPECIAL, &ids) == 0,
+    CHECK(tok_encode(tok, text, sizeof text - 1, TOK_ADD_BOS | TOK_ADD_EOS | TOK_PARSE_SPECIAL, &ids) == 0,
           "%s: encode failed", label);
     for (size_t i = 0; i < ids.n; i++)
-        check(ids.v[i] >= 0 && ids.v[i] < tok_vocab_size(tok), "%s: id %d out of range", label, ids.v[i]);
+        CHECK(ids.v[i] >= 0 && ids.v[i] < tok_vocab_size(tok), "%s: id %d out of range", label, ids.v[i]);
     char err[256];
     size_t len;
     char *back = tok_decode(tok, ids.v, ids.n, 0, &len, err, sizeof err);
-    check(back != NULL, "%s: decode failed: %s", label, err);
+    CHECK(back != NULL, "%s: decode failed: %s", label, err);
     free(back);
     tok_ids_free(&ids);
 }
@@ -85,7 +70,7 @@ static bool try_load(const void *buf, size_t n, const char *label, char *err, si
     err[0] = '\0';
     mt_tokenizer *tok = tok_load_buffer(buf, n, err, errlen);
     if (!tok) {
-        check(err[0] != '\0', "%s: failed without a message", label);
+        CHECK(err[0] != '\0', "%s: failed without a message", label);
         return false;
     }
     exercise(tok, label);
@@ -97,7 +82,7 @@ static void expect_error(const tm_buf *m, const char *needle, const char *label)
 {
     char err[512];
     bool loaded = try_load(m->p, m->n, label, err, sizeof err);
-    check(!loaded && strstr(err, needle), "%s: expected an error mentioning '%s', got '%s'", label, needle,
+    CHECK(!loaded && strstr(err, needle), "%s: expected an error mentioning '%s', got '%s'", label, needle,
           loaded ? "(loaded)" : err);
 }
 
@@ -105,12 +90,12 @@ static void truncations_and_mutations(void)
 {
     tm_buf m = tiny_model(0);
     char err[512];
-    check(try_load(m.p, m.n, "tiny model", err, sizeof err), "tiny model does not load: %s", err);
+    CHECK(try_load(m.p, m.n, "tiny model", err, sizeof err), "tiny model does not load: %s", err);
     int loaded = 0;
     for (size_t cut = 0; cut < m.n; cut++)
         loaded += try_load(m.p, cut, "truncated tiny model", err, sizeof err);
     /* A cut on a field boundary may leave a valid (smaller) model; everything else must fail. */
-    check(!try_load(m.p, m.n - 1, "tiny model minus one byte", err, sizeof err) && strstr(err, "truncated"),
+    CHECK(!try_load(m.p, m.n - 1, "tiny model minus one byte", err, sizeof err) && strstr(err, "truncated"),
           "cutting the last byte: '%s'", err);
     printf("truncations: %zu tried, %d loaded (cut on a field boundary), the rest rejected\n", m.n, loaded);
 
@@ -134,7 +119,7 @@ static void truncations_and_mutations(void)
             junk[k] = (unsigned char)rnd();
         loaded += try_load(junk, n, "random bytes", err, sizeof err);
     }
-    check(loaded == 0, "%d random byte strings loaded as models", loaded);
+    CHECK(loaded == 0, "%d random byte strings loaded as models", loaded);
 }
 
 static void inconsistent_models(void)
@@ -227,19 +212,19 @@ static void inconsistent_models(void)
 static void files(const char *internlm2)
 {
     char err[512];
-    check(!tok_load("/nonexistent/tokenizer.model", err, sizeof err) && strstr(err, "No such file"),
+    CHECK(!tok_load("/nonexistent/tokenizer.model", err, sizeof err) && strstr(err, "No such file"),
           "missing file: '%s'", err);
 
     char dir[] = "/tmp/melodist-tok-XXXXXX";
-    check(mkdtemp(dir) != NULL, "mkdtemp");
-    check(!tok_load(dir, err, sizeof err) && strstr(err, "tokenizer.model"), "directory without a model: '%s'", err);
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    CHECK(!tok_load(dir, err, sizeof err) && strstr(err, "tokenizer.model"), "directory without a model: '%s'", err);
 
     char path[sizeof dir + 32];
     snprintf(path, sizeof path, "%s/tokenizer.model", dir);
     int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    check(fd >= 0 && ftruncate(fd, (off_t)3 << 30) == 0, "sparse file");
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)3 << 30) == 0, "sparse file");
     close(fd);
-    check(!tok_load(dir, err, sizeof err) && strstr(err, "too large"), "oversize file: '%s'", err);
+    CHECK(!tok_load(dir, err, sizeof err) && strstr(err, "too large"), "oversize file: '%s'", err);
     unlink(path);
     rmdir(dir);
 
@@ -247,19 +232,17 @@ static void files(const char *internlm2)
         printf("InternLM2 tokenizer.model absent: its truncations not checked\n");
         return;
     }
-    FILE *f = fopen(internlm2, "rb");
-    fseek(f, 0, SEEK_END);
-    size_t n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n);
-    check(fread(buf, 1, n, f) == n, "read %s", internlm2);
-    fclose(f);
+    size_t n;
+    unsigned char *buf = (unsigned char *)tu_read_file(internlm2, &n);
+    CHECK(buf != NULL, "read %s", internlm2);
+    if (!buf)
+        return;
     int rejected = 0;
     for (int i = 0; i < 40; i++) {
         size_t cut = (size_t)rnd() % n;
         rejected += !try_load(buf, cut, "truncated InternLM2 model", err, sizeof err);
     }
-    check(!try_load(buf, n / 2 + 1, "InternLM2 model cut in half", err, sizeof err), "half a model loaded");
+    CHECK(!try_load(buf, n / 2 + 1, "InternLM2 model cut in half", err, sizeof err), "half a model loaded");
     printf("InternLM2 model: 40 random truncations, %d rejected (last: %s)\n", rejected, err);
     free(buf);
 }
@@ -270,7 +253,7 @@ static void streaming(void)
     char err[256];
     mt_tokenizer *tok = tok_load_buffer(m.p, m.n, err, sizeof err);
     free(m.p);
-    check(tok != NULL, "tiny model: %s", err);
+    CHECK(tok != NULL, "tiny model: %s", err);
     if (!tok)
         return;
     int byte0 = tok_piece_id(tok, "<0x00>", 6), n = tok_vocab_size(tok);
@@ -296,17 +279,17 @@ static void streaming(void)
             memcpy(acc + acc_n, piece, plen);
             acc_n += plen;
         }
-        check(chunks_valid, "round %d: the stream returned incomplete UTF-8", round);
-        check(whole && acc_n == len && !memcmp(acc, whole, len), "round %d: stream and decode differ", round);
-        check(whole && valid_utf8((const unsigned char *)whole, len), "round %d: decode gave invalid UTF-8", round);
+        CHECK(chunks_valid, "round %d: the stream returned incomplete UTF-8", round);
+        CHECK(whole && acc_n == len && !memcmp(acc, whole, len), "round %d: stream and decode differ", round);
+        CHECK(whole && valid_utf8((const unsigned char *)whole, len), "round %d: decode gave invalid UTF-8", round);
         free(whole);
     }
     const char *piece;
     size_t plen;
-    check(tok_stream_push(s, n, &piece, &plen) == -1 && tok_stream_push(s, -1, &piece, &plen) == -1,
+    CHECK(tok_stream_push(s, n, &piece, &plen) == -1 && tok_stream_push(s, -1, &piece, &plen) == -1,
           "out-of-range ids accepted by the stream");
     int bad = n + 5;
-    check(tok_decode(tok, &bad, 1, 0, NULL, err, sizeof err) == NULL && strstr(err, "out of range"),
+    CHECK(tok_decode(tok, &bad, 1, 0, NULL, err, sizeof err) == NULL && strstr(err, "out of range"),
           "decode of an out-of-range id: '%s'", err);
     tok_stream_free(s);
     tok_free(tok);
@@ -318,6 +301,6 @@ int main(int argc, char **argv)
     inconsistent_models();
     files(argc > 1 ? argv[1] : NULL);
     streaming();
-    printf("%d failures\n", failures);
-    return failures ? 1 : 0;
+    printf("%d failures\n", tu_failures);
+    return tu_failures ? 1 : 0;
 }

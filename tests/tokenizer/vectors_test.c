@@ -2,13 +2,13 @@
  * tokenizer.model, chat prompts split on the HF special tokens) against our tokenizer: ids, pieces, decode,
  * streaming decode, and the xtuner chat-template encodings.
  *   vectors_test TOKENIZER_MODEL VECTORS_JSON      (exit 77 when either file is absent) */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "melodist/tokenizer.h"
+#include "testutil.h"
 
 /* ---------------------------------------------------------------- a small JSON reader for the vectors */
 
@@ -181,21 +181,6 @@ static void jfree(jval *v)
 
 /* ---------------------------------------------------------------- checks */
 
-static int failures;
-
-static void check(int ok, const char *fmt, ...)
-{
-    if (ok)
-        return;
-    failures++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
-
 typedef struct pieces {
     char **v;
     size_t *len;
@@ -217,11 +202,11 @@ static void check_ids(const mt_tokenizer *tok, const char *text, size_t len, uns
                       const char *label)
 {
     tok_ids ids = {0};
-    check(tok_encode(tok, text, len, flags, &ids) == 0, "%s: encode failed", label);
+    CHECK(tok_encode(tok, text, len, flags, &ids) == 0, "%s: encode failed", label);
     int same = ids.n == want->n;
     for (size_t i = 0; same && i < ids.n; i++)
         same = ids.v[i] == (int)want->items[i].num;
-    check(same, "%s: ids differ (got %zu ids, want %zu)", label, ids.n, want->n);
+    CHECK(same, "%s: ids differ (got %zu ids, want %zu)", label, ids.n, want->n);
     tok_ids_free(&ids);
 }
 
@@ -229,11 +214,11 @@ static void check_pieces(const mt_tokenizer *tok, const char *text, size_t len, 
                          const char *label)
 {
     pieces p = {0};
-    check(tok_encode_each(tok, text, len, flags, collect_piece, &p) == 0, "%s: encode failed", label);
+    CHECK(tok_encode_each(tok, text, len, flags, collect_piece, &p) == 0, "%s: encode failed", label);
     int same = p.n == want->n;
     for (size_t i = 0; same && i < p.n; i++)
         same = p.len[i] == want->items[i].len && !memcmp(p.v[i], want->items[i].str, p.len[i]);
-    check(same, "%s: pieces differ", label);
+    CHECK(same, "%s: pieces differ", label);
     for (size_t i = 0; i < p.n; i++)
         free(p.v[i]);
     free(p.v);
@@ -250,7 +235,7 @@ static void check_decode(const mt_tokenizer *tok, const jval *want_ids, unsigned
     char err[256];
     size_t len;
     char *text = tok_decode(tok, ids, want_ids->n, flags, &len, err, sizeof err);
-    check(text && len == want_len && !memcmp(text, want, len), "%s: decode gives '%s', want '%s'", label,
+    CHECK(text && len == want_len && !memcmp(text, want, len), "%s: decode gives '%s', want '%s'", label,
           text ? text : err, want);
     free(text);
 
@@ -260,14 +245,14 @@ static void check_decode(const mt_tokenizer *tok, const jval *want_ids, unsigned
     const char *piece;
     size_t plen;
     for (size_t i = 0; i < want_ids->n; i++) {
-        check(tok_stream_push(s, ids[i], &piece, &plen) == 0, "%s: stream push failed", label);
+        CHECK(tok_stream_push(s, ids[i], &piece, &plen) == 0, "%s: stream push failed", label);
         memcpy(acc + n, piece, plen);
         n += plen;
     }
     tok_stream_finish(s, &piece, &plen);
     memcpy(acc + n, piece, plen);
     n += plen;
-    check(n == want_len && !memcmp(acc, want, n), "%s: streaming decode differs", label);
+    CHECK(n == want_len && !memcmp(acc, want, n), "%s: streaming decode differs", label);
     free(acc);
     tok_stream_free(s);
     free(ids);
@@ -300,22 +285,6 @@ static char *xtuner_text(const jval *sample)
     return s;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        n = 0;
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -332,14 +301,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "FAIL: %s\n", err);
         return 1;
     }
-    check(tok_vocab_size(tok) == 92544, "vocab size %d", tok_vocab_size(tok));
-    check(tok_bos_id(tok) == 1 && tok_eos_id(tok) == 2 && tok_unk_id(tok) == 0 && tok_pad_id(tok) == -1,
+    CHECK(tok_vocab_size(tok) == 92544, "vocab size %d", tok_vocab_size(tok));
+    CHECK(tok_bos_id(tok) == 1 && tok_eos_id(tok) == 2 && tok_unk_id(tok) == 0 && tok_pad_id(tok) == -1,
           "special ids");
-    check(tok_special_id(tok, "<|im_start|>") == 92543 && tok_special_id(tok, "<|im_end|>") == 92542 &&
+    CHECK(tok_special_id(tok, "<|im_start|>") == 92543 && tok_special_id(tok, "<|im_end|>") == 92542 &&
               tok_special_id(tok, "<|plugin|>") == 92538,
           "chat token ids");
 
-    char *json = read_file(argv[2]);
+    char *json = tu_read_file(argv[2], NULL);
+    if (!json)
+        return 1;
     jp = json;
     jval all = parse_value();
     int checked = 0;
@@ -373,13 +344,13 @@ int main(int argc, char **argv)
             free(s);
             checked++;
         } else {
-            check(0, "%s: unknown vector kind", label);
+            CHECK(0, "%s: unknown vector kind", label);
         }
     }
-    check(checked == 18, "checked %d vectors, expected 18", checked);
-    printf("%d vectors checked, %d failures\n", checked, failures);
+    CHECK(checked == 18, "checked %d vectors, expected 18", checked);
+    printf("%d vectors checked, %d failures\n", checked, tu_failures);
     jfree(&all);
     free(json);
     tok_free(tok);
-    return failures ? 1 : 0;
+    return tu_failures ? 1 : 0;
 }

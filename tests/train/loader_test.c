@@ -7,17 +7,7 @@
 
 #include "melodist/shard.h"
 #include "melodist/train.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                                    \
-    do {                                                                                                   \
-        if (!(cond)) {                                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                           \
-            fprintf(stderr, __VA_ARGS__);                                                                  \
-            fputc('\n', stderr);                                                                           \
-            failures++;                                                                                    \
-        }                                                                                                  \
-    } while (0)
+#include "testutil.h"
 
 static void write_file(const char *path, const char *text)
 {
@@ -156,12 +146,12 @@ int main(int argc, char **argv)
     CHECK(same && differs, "seeded shuffling: same %d, differs from file order %d", same, differs);
     loader_free(&a), loader_free(&b), loader_free(&u);
 
-    if (!failures)
+    if (!tu_failures)
         printf("loader: %llu training tokens in %llu documents; one epoch scores %llu of %llu targets\n",
                (unsigned long long)tc.n_tokens, (unsigned long long)tc.n_docs, (unsigned long long)got,
                (unsigned long long)expected);
     corpus_close(&tc);
     corpus_close(&vc);
     tok_free(tok);
-    return failures ? 1 : 0;
+    return tu_failures ? 1 : 0;
 }
