@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "melodist/fileio.h"
 #include "melodist/json.h"
 
 static const struct {
@@ -306,44 +307,6 @@ const char *st_metadata(const struct st_file *f, const char *key)
     return v ? v->string : NULL;
 }
 
-static char *read_text(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            char *nb = cap <= ST_MAX_HEADER ? realloc(buf, cap + 1) : NULL;
-            if (!nb) {
-                snprintf(err, errlen, "%s: too large or out of memory", path);
-                free(buf);
-                fclose(fp);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, fp);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) {
-        snprintf(err, errlen, "%s: read error", path);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int add_shard(struct st_set *set, const char *dir, const char *file, char *err, size_t errlen)
 {
     if (strchr(file, '/') || !strcmp(file, "..") || !*file) {
@@ -381,7 +344,7 @@ int st_set_open(const char *dir, struct st_set *set, char *err, size_t errlen)
         return add_shard(set, dir, "model.safetensors", err, errlen);
     }
     size_t len;
-    char *text = read_text(path, &len, err, errlen);
+    char *text = file_read(path, ST_MAX_HEADER, &len, err, errlen);
     if (!text)
         return -1;
     char jerr[200];
@@ -548,13 +511,10 @@ int st_write(const char *path, const struct st_out *tensors, size_t count, const
         sb_put(&h, " ", 1);
     int rc = -1;
     char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *fp = h.oom ? NULL : fopen(tmp, "wb");
+    FILE *fp = h.oom ? NULL : file_create_tmp(path, tmp, sizeof tmp, err, errlen);
     if (h.oom) {
         snprintf(err, errlen, "out of memory");
-    } else if (!fp) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-    } else {
+    } else if (fp) {
         uint8_t len8[8];
         for (int i = 0; i < 8; i++)
             len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
@@ -563,13 +523,7 @@ int st_write(const char *path, const struct st_out *tensors, size_t count, const
             size_t nb = out_bytes(&tensors[order[j]]);
             ok = fwrite(tensors[order[j]].data, 1, nb, fp) == nb;
         }
-        ok = (fclose(fp) == 0) && ok;
-        if (!ok || rename(tmp, path)) {
-            snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-            unlink(tmp);
-        } else {
-            rc = 0;
-        }
+        rc = file_commit(fp, ok, tmp, path, err, errlen);
     }
     free(h.s);
     free(order);

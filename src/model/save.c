@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "melodist/fileio.h"
 #include "melodist/model.h"
 
 struct writer {
@@ -101,20 +102,8 @@ static void add_matrix(struct writer *w, const char *name, const struct nn_matri
 static int write_text(const char *path, const char *text, char *err, size_t errlen)
 {
     char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int ok = fputs(text, f) >= 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    FILE *f = file_create_tmp(path, tmp, sizeof tmp, err, errlen);
+    return f ? file_commit(f, fputs(text, f) >= 0, tmp, path, err, errlen) : -1;
 }
 
 int model_save(const struct model *m, const char *dir, enum nn_dtype dtype, char *err, size_t errlen)

@@ -3,24 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "melodist/fileio.h"
 #include "server_internal.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *data = NULL;
-    long size = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
-    if (size >= 0 && !fseek(f, 0, SEEK_SET) && (data = malloc((size_t)size + 1)) &&
-        fread(data, 1, (size_t)size, f) != (size_t)size) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    *len = (size_t)size;
-    return data;
-}
 
 int static_serve(struct conn *c, const struct http_request *r)
 {
@@ -38,9 +22,9 @@ int static_serve(struct conn *c, const struct http_request *r)
             continue;
         char path[4096];
         size_t len = 0;
-        char *data = NULL;
+        char *data = NULL, why[64];
         if (dir && (size_t)snprintf(path, sizeof path, "%s/%s", dir, files[i].file) < sizeof path)
-            data = read_file(path, &len);
+            data = file_read(path, SIZE_MAX, &len, why, sizeof why);
         if (!data) {
             http_error(c, 404, NULL, "not_found", "%s is not available: %s", r->path,
                        !dir ? "the server runs without a web directory (--web DIR)"

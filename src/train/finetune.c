@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "checkpoint.h"
+#include "melodist/fileio.h"
 #include "melodist/finetune.h"
 #include "melodist/json.h"
 #include "melodist/nn.h"
@@ -125,16 +126,10 @@ static int parse(const struct json *j, const char *dir, struct finetune_config *
 int finetune_config_load(const char *path, struct finetune_config *c, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "rb");
-    char *text = NULL, jerr[256];
     size_t len = 0;
-    if (f) {
-        text = malloc(1 << 20);
-        len = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
-        fclose(f);
-    }
+    char jerr[256], *text = file_read(path, 1 << 20, &len, jerr, sizeof jerr);
     if (!text) {
-        snprintf(err, errlen, "%s: cannot read the config: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot read the config: %s", jerr);
         return -1;
     }
     struct json *j = json_parse(text, len, jerr, sizeof jerr);

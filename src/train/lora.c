@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "melodist/fileio.h"
 #include "melodist/json.h"
 #include "melodist/lora.h"
 #include "melodist/nn_backward.h"
@@ -474,25 +475,10 @@ int lora_save(const struct lora *L, const char *dir, const char *base_name, char
     return rc;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long size = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
-    if (size >= 0 && !fseek(f, 0, SEEK_SET) && (buf = malloc((size_t)size + 1))) {
-        *len = fread(buf, 1, (size_t)size, f);
-        buf[*len] = 0;
-    }
-    fclose(f);
-    return buf;
-}
-
 static int parse_config(const char *path, struct lora_config *c, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = slurp(path, &len), jerr[256];
+    char jerr[256], *text = file_read(path, SIZE_MAX, &len, jerr, sizeof jerr);
     if (!text) {
         snprintf(err, errlen, "%s: cannot read (is this a PEFT adapter directory?)", path);
         return -1;
