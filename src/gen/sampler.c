@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "melodist/generate.h"
+#include "melodist/splitmix.h"
 
 struct candidate {
     float p;
@@ -56,15 +57,8 @@ void gen_sampler_free(struct gen_sampler *s)
     free(s);
 }
 
-/* splitmix64: a uniform float in [0, 1). */
-static float uniform(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(z >> 40) / 16777216.0f;
-}
+/* A uniform float in [0, 1). */
+static float uniform(uint64_t *state) { return (float)(splitmix64(state) >> 40) / 16777216.0f; }
 
 static int by_probability(const void *a, const void *b)
 {

@@ -7,36 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "melodist/fileio.h"
 #include "melodist/model.h"
+#include "melodist/splitmix.h"
 
 /* ---- loading ---- */
-
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    long size = -1;
-    if (!fseek(f, 0, SEEK_END))
-        size = ftell(f);
-    if (size < 0 || size > (1 << 24) || fseek(f, 0, SEEK_SET)) {
-        snprintf(err, errlen, "%s: unreadable or larger than 16 MiB", path);
-    } else if (!(buf = malloc((size_t)size + 1))) {
-        snprintf(err, errlen, "out of memory");
-    } else if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        snprintf(err, errlen, "%s: read error", path);
-        free(buf);
-        buf = NULL;
-    } else {
-        buf[size] = '\0';
-        *len = (size_t)size;
-    }
-    fclose(f);
-    return buf;
-}
 
 static int shape_is(const struct st_tensor *t, int64_t d0, int64_t d1)
 {
@@ -168,7 +143,7 @@ int model_load(const char *dir, struct model **out, char *err, size_t errlen)
     }
     size_t len;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    m->config_json = read_file(path, &len, err, errlen);
+    m->config_json = file_read(path, 1 << 24, &len, err, errlen);
     if (!m->config_json || model_config_parse(m->config_json, len, &m->config, err, errlen) ||
         st_set_open(dir, &m->files, err, errlen))
         goto fail;
@@ -199,15 +174,6 @@ void model_free(struct model *m)
 
 /* ---- random initialisation ---- */
 
-static uint64_t next_random(uint64_t *state)
-{
-    /* splitmix64 */
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 struct random_job {
     struct nn_matrix *m;
     uint64_t seed;
@@ -225,7 +191,7 @@ static void fill_rows(void *ctx, int begin, int end, int thread)
     for (int r = begin; r < end; r++) {
         uint64_t state = j->seed ^ ((uint64_t)r * 0xD1B54A32D192ED03ull);
         for (int i = 0; i < m->cols; i++)
-            row[i] = j->a * ((float)(next_random(&state) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+            row[i] = j->a * ((float)(splitmix64(&state) >> 40) * (2.0f / 16777216.0f) - 1.0f);
         size_t at = (size_t)r * m->cols;
         switch (m->dtype) {
         case NN_F32: memcpy((float *)m->data + at, row, (size_t)m->cols * sizeof *row); break;
@@ -282,7 +248,7 @@ static void layout(struct model *m, enum nn_dtype dtype, char *arena, size_t *si
 
 static void fill_random(struct nn_matrix *mat, uint64_t *seed, float a)
 {
-    struct random_job job = {mat, next_random(seed), a};
+    struct random_job job = {mat, splitmix64(seed), a};
     nn_parallel_for(mat->rows, fill_rows, &job);
 }
 

@@ -11,21 +11,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "melodist/fileio.h"
 #include "melodist/json.h"
 #include "melodist/shard.h"
+#include "melodist/splitmix.h"
 #include "melodist/train.h"
 
 #define CACHE_MAGIC "MLTK"
 #define CACHE_VERSION 1u
 #define DOC_SEPARATOR "<|endofdoc|>" /* between the documents of a pretrain.txt (data.h) */
 
-uint64_t train_splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+uint64_t train_splitmix64(uint64_t *state) { return splitmix64(state); }
 
 /* ---- growing token arrays for one split ---- */
 
@@ -138,43 +134,6 @@ static int text_doc(struct builder *b, const char *text, size_t len)
     return begin_doc(b) || append_text(b, text, len, 1) || end_doc(b);
 }
 
-static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            char *p = realloc(buf, cap = 2 * cap + 65536 + 1);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                snprintf(err, errlen, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* X numbers of the tunes that index.tsv (beside an .abc collection) keeps for testing: never trained on. */
 static char *test_tunes(const char *abc_path, size_t *n_lines)
 {
@@ -182,7 +141,7 @@ static char *test_tunes(const char *abc_path, size_t *n_lines)
     const char *slash = strrchr(abc_path, '/');
     snprintf(path, sizeof path, "%.*sindex.tsv", slash ? (int)(slash - abc_path + 1) : 0, abc_path);
     size_t len;
-    char *text = access(path, R_OK) ? NULL : slurp(path, &len, err, sizeof err);
+    char *text = access(path, R_OK) ? NULL : file_read(path, SIZE_MAX, &len, err, sizeof err);
     *n_lines = text ? len : 0;
     return text;
 }
@@ -203,7 +162,7 @@ static int is_test_tune(const char *index, size_t len, long x)
 static int abc_file(struct builder *b, const char *path)
 {
     size_t len, index_len;
-    char *text = slurp(path, &len, b->err, b->errlen);
+    char *text = file_read(path, SIZE_MAX, &len, b->err, b->errlen);
     if (!text)
         return -1;
     char *index = test_tunes(path, &index_len);
@@ -232,7 +191,7 @@ static int abc_file(struct builder *b, const char *path)
 static int txt_file(struct builder *b, const char *path)
 {
     size_t len;
-    char *text = slurp(path, &len, b->err, b->errlen);
+    char *text = file_read(path, SIZE_MAX, &len, b->err, b->errlen);
     if (!text)
         return -1;
     int rc = 0;
@@ -273,7 +232,7 @@ static int chat_turn(struct builder *b, const char *role, const char *content)
 static int jsonl_file(struct builder *b, const char *path)
 {
     size_t len;
-    char *text = slurp(path, &len, b->err, b->errlen);
+    char *text = file_read(path, SIZE_MAX, &len, b->err, b->errlen);
     if (!text)
         return -1;
     int rc = 0;
@@ -321,7 +280,7 @@ static int jsonl_file(struct builder *b, const char *path)
 static int shard_file(struct builder *b, const char *path)
 {
     size_t len;
-    char *buf = slurp(path, &len, b->err, b->errlen);
+    char *buf = file_read(path, SIZE_MAX, &len, b->err, b->errlen);
     if (!buf)
         return -1;
     uint32_t version = 0, width = 0;
@@ -416,12 +375,9 @@ static int add_source(struct builder *b, const char *path, int named)
 static int write_cache(const char *path, const struct split_out *s, char *err, size_t errlen)
 {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+    FILE *f = file_create_tmp(path, tmp, sizeof tmp, err, errlen);
+    if (!f)
         return -1;
-    }
     uint32_t head[2] = {0, CACHE_VERSION};
     memcpy(head, CACHE_MAGIC, 4);
     uint64_t counts[2] = {s->n_docs, s->n_tokens};
@@ -429,14 +385,7 @@ static int write_cache(const char *path, const struct split_out *s, char *err, s
     int ok = fwrite(head, 4, 2, f) == 2 && fwrite(counts, 8, 2, f) == 2 &&
              fwrite(s->doc_start, 8, s->n_docs, f) == s->n_docs && fwrite(&end, 8, 1, f) == 1 &&
              fwrite(s->tokens, 4, s->n_tokens, f) == s->n_tokens && fwrite(s->scored, 1, s->n_tokens, f) == s->n_tokens;
-    ok = fflush(f) == 0 && ok && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path)) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return file_commit(f, ok, tmp, path, err, errlen);
 }
 
 int corpus_build(const char *const *sources, size_t n_sources, const mt_tokenizer *tok, double valid_fraction,
