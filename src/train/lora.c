@@ -413,11 +413,10 @@ static void json_string(FILE *f, const char *s)
 }
 
 /* adapter_config.json as PEFT 0.10 writes it: sorted keys, indent 2. */
-static int write_config(const struct lora *L, const char *path, const char *base_name)
+static int write_config(const struct lora *L, const char *path, const char *base_name, char *err, size_t errlen)
 {
     char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = file_create_tmp(path, tmp, sizeof tmp, err, errlen);
     if (!f)
         return -1;
     fprintf(f, "{\n  \"alpha_pattern\": {},\n  \"auto_mapping\": null,\n  \"base_model_name_or_path\": ");
@@ -436,9 +435,7 @@ static int write_config(const struct lora *L, const char *path, const char *base
             first = 0;
         }
     fprintf(f, "\n  ],\n  \"task_type\": \"CAUSAL_LM\",\n  \"use_dora\": false,\n  \"use_rslora\": false\n}\n");
-    int ok = !ferror(f);
-    ok = !fclose(f) && ok;
-    return ok && !rename(tmp, path) ? 0 : -1;
+    return file_commit(f, !ferror(f), tmp, path, err, errlen);
 }
 
 int lora_save(const struct lora *L, const char *dir, const char *base_name, char *err, size_t errlen)
@@ -468,11 +465,7 @@ int lora_save(const struct lora *L, const char *dir, const char *base_name, char
     int rc = st_write(path, out, (size_t)n, meta, 1, err, errlen);
     free(out), free(names);
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    if (!rc && write_config(L, path, base_name)) {
-        snprintf(err, errlen, "%s: cannot write", path);
-        rc = -1;
-    }
-    return rc;
+    return rc ? rc : write_config(L, path, base_name, err, errlen);
 }
 
 static int parse_config(const char *path, struct lora_config *c, char *err, size_t errlen)

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "melodist/fileio.h"
 #include "trainlog.h"
 
 int curve_add(struct curve_series *s, int64_t step, double value)
@@ -52,11 +52,9 @@ int trainlog_resume(const char *path, int64_t upto, struct curve *c, char *err, 
     if (!in)
         return 0;
     char tmp[4096 + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "wb");
+    FILE *out = file_create_tmp(path, tmp, sizeof tmp, err, errlen);
     if (!out) {
         fclose(in);
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }
     char *line = NULL;
@@ -74,13 +72,7 @@ int trainlog_resume(const char *path, int64_t upto, struct curve *c, char *err, 
     }
     free(line);
     fclose(in);
-    ok = fclose(out) == 0 && ok;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        snprintf(err, errlen, "%s: rewriting the log failed: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return file_commit(out, ok, tmp, path, err, errlen);
 }
 
 int trainlog_append(const char *path, const char *line, char *err, size_t errlen)
@@ -144,12 +136,9 @@ int curve_svg(const struct curve *c, const char *path, const char *title, char *
         return 0; /* nothing to draw yet */
     f.lo = f.lo > 0 ? 0 : f.lo;
     char tmp[4096 + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "wb");
-    if (!out) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+    FILE *out = file_create_tmp(path, tmp, sizeof tmp, err, errlen);
+    if (!out)
         return -1;
-    }
     fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
             "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
     fprintf(out, "<text x=\"%d\" y=\"18\" font-size=\"14\">%s</text>\n", LEFT, title);
@@ -165,11 +154,5 @@ int curve_svg(const struct curve *c, const char *path, const char *title, char *
     polyline(out, &f, &c->valid, "#ff7f0e");
     fprintf(out, "<text x=\"%d\" y=\"%d\" fill=\"#1f77b4\">training loss</text><text x=\"%d\" y=\"%d\" "
             "fill=\"#ff7f0e\">validation loss</text>\n</svg>\n", LEFT + 150, H - 8, LEFT + 300, H - 8);
-    int ok = fclose(out) == 0;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return file_commit(out, !ferror(out), tmp, path, err, errlen);
 }
