@@ -7,10 +7,8 @@
 set -eu
 melodist=$1 src=$2 shared=$2/../shared
 [ -d "$shared/data" ] || { echo "SKIP: $shared/data absent"; exit 77; }
-work=$(pwd)/finetune_cli
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+. "$src/tests/lib/common.sh"
+fresh_work finetune_cli
 
 cat > base.json <<JSON
 {
@@ -47,7 +45,7 @@ JSON
 config a
 "$melodist" finetune --config a.json 2> a.err || { cat a.err; fail "fine-tuning"; }
 before=$(sed -n 's/.*validation loss of the base model: \([0-9.]*\).*/\1/p' a.err)
-after=$(sed -n 's/.*"valid_loss": \([0-9.]*\).*/\1/p' run-a/train_log.jsonl | tail -1)
+after=$(valid_losses run-a/train_log.jsonl | tail -1)
 echo "key_mode validation loss: base $before, after 24 QLoRA steps $after"
 awk -v a="$before" -v b="$after" 'BEGIN { exit !(b < a - 0.5) }' || fail "validation loss did not go down by 0.5"
 [ "$(wc -l < run-a/train_log.jsonl)" -eq 24 ] || fail "train_log.jsonl should have 24 lines"
@@ -74,7 +72,6 @@ config k
 i=0; while [ ! -d run-k/checkpoint-00000008 ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "no checkpoint"; sleep 0.1; done
 kill -9 $pid; wait $pid 2>/dev/null || true
 "$melodist" finetune --config k.json --resume 2>> k.err || { cat k.err; fail "resume"; }
-losses() { sed 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/' "$1"; }
 losses run-a/train_log.jsonl > a.loss
 losses run-k/train_log.jsonl > k.loss
 cmp a.loss k.loss || { diff a.loss k.loss | head; fail "resumed losses differ"; }

@@ -5,32 +5,16 @@
 #   train_cli_test.sh MELODIST SOURCE_DIR
 set -eu
 melodist=$1 src=$2
-work=$(pwd)/train_cli
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
+. "$src/tests/lib/common.sh"
+fresh_work train_cli
 
-config() { # config NAME LR STEPS SAVE_EVERY
-    cat > "$1.json" <<JSON
-{
-  "model": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "intermediate_size": 64, "max_position_embeddings": 64},
-  "tokenizer": "$src/configs/tiny.tokenizer.model",
-  "data": {"sources": ["$src/tests/train/data/balkan-sample.abc"], "valid_fraction": 0.1, "seq_len": 32},
-  "train": {"batch_size": 8, "micro_batch": 4, "steps": $3, "lr": $2, "warmup_steps": 5, "seed": 7},
-  "eval": {"every": 20, "batches": 2},
-  "checkpoint": {"dir": "run-$1", "every": $4, "keep": 2},
-  "threads": 2
-}
-JSON
-}
-fail() { echo "FAIL: $*"; exit 1; }
-losses() { sed 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/' "$1"; }
+config() { tiny_train_config "$1.json" "run-$1" 4 "$3" "$2" 20 "$4" 2 2; } # config NAME LR STEPS SAVE_EVERY
 
 config base 3e-3 80 10
 "$melodist" train --config base.json 2> base.err || { cat base.err; fail "uninterrupted run"; }
 [ "$(wc -l < run-base/train_log.jsonl)" -eq 80 ] || fail "train_log.jsonl should have 80 lines"
-first=$(sed -n 's/.*"valid_loss": \([0-9.]*\).*/\1/p' run-base/train_log.jsonl | head -1)
-last=$(sed -n 's/.*"valid_loss": \([0-9.]*\).*/\1/p' run-base/train_log.jsonl | tail -1)
+first=$(valid_losses run-base/train_log.jsonl | head -1)
+last=$(valid_losses run-base/train_log.jsonl | tail -1)
 echo "validation loss: step 20 $first, step 80 $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.2) }' || fail "validation loss did not go down"
 [ -f run-base/loss.svg ] || fail "no loss.svg"

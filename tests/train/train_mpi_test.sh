@@ -6,28 +6,15 @@ set -eu
 melodist=$1 src=$2
 command -v mpirun > /dev/null || { echo "SKIP: mpirun not installed (openmpi-bin)"; exit 77; }
 [ -z "${MELODIST_SANITIZED:-}" ] || { echo "SKIP: OpenMPI is not run under the sanitizers"; exit 77; }
-work=$(pwd)/train_mpi
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-cat > mpi.json <<JSON
-{
-  "model": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "intermediate_size": 64, "max_position_embeddings": 64},
-  "tokenizer": "$src/configs/tiny.tokenizer.model",
-  "data": {"sources": ["$src/tests/train/data/balkan-sample.abc"], "valid_fraction": 0.1, "seq_len": 32},
-  "train": {"batch_size": 8, "micro_batch": 2, "steps": 25, "lr": 3e-3, "warmup_steps": 5, "seed": 7},
-  "eval": {"every": 5, "batches": 2},
-  "checkpoint": {"dir": "run", "every": 25, "keep": 1},
-  "threads": 1
-}
-JSON
+. "$src/tests/lib/common.sh"
+fresh_work train_mpi
+tiny_train_config mpi.json run 2 25 3e-3 5 25 1 1
 "$melodist" train --config mpi.json --out one 2> one.err || { cat one.err; exit 1; }
 mpirun --allow-run-as-root --oversubscribe -np 2 "$melodist" train --config mpi.json --out two > two.out 2> two.err ||
     { cat two.out two.err; exit 1; }
 grep -q "2 processes" two.err || { cat two.err; echo "FAIL: mpirun did not form one job of 2 processes"; exit 1; }
-values() { sed 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/' "$1"; }
-values one/train_log.jsonl > one.loss
-values two/train_log.jsonl > two.loss
+losses one/train_log.jsonl > one.loss
+losses two/train_log.jsonl > two.loss
 sed -n 's/.*"step": \([0-9]*\),.*"valid_loss": \([0-9.]*\).*/\1 \2/p' one/train_log.jsonl > one.valid
 sed -n 's/.*"step": \([0-9]*\),.*"valid_loss": \([0-9.]*\).*/\1 \2/p' two/train_log.jsonl > two.valid
 paste one.loss two.loss | awk '
