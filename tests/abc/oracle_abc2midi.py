@@ -20,8 +20,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from abcmidi_notes import ABC2MIDI_FLAGS, mftext_notes  # noqa: E402
+
 TPQ = 480
-ABC2MIDI_FLAGS = ["-NGRA", "-NFNP", "-NCOM", "-NFER", "-NGUI", "-silent"]
 
 
 def order(note):
@@ -44,34 +46,6 @@ def ours(binary, path, stripped):
         else:
             voice.append(tuple(int(v) for v in f))
     return {x: [sorted(v, key=order) for v in vs if v] for x, vs in tunes.items()}
-
-
-def midi_notes(mid):
-    """Note tracks of a MIDI file via mftext: [sorted (pitch, start, duration)] per track with notes."""
-    out = subprocess.run(["mftext", mid], capture_output=True, text=True).stdout
-    tracks, cur, on = [], None, {}
-    for line in out.splitlines():
-        if line.startswith("Track start"):
-            cur, on = [], {}
-        elif line.startswith("Track end"):
-            if cur:
-                tracks.append(sorted(cur, key=order))
-            cur = None
-        elif "Note o" in line and cur is not None:
-            m = re.match(r"Time=(\d+)\s+Note (on|off), chan=(\d+) pitch=(\d+) vol=(\d+)", line)
-            if not m:
-                continue
-            t, kind, ch, p, vol = int(m[1]), m[2], int(m[3]), int(m[4]), int(m[5])
-            if ch == 10:  # percussion channel: drum accompaniment, not notes of the tune
-                continue
-            key = (ch, p)
-            if kind == "on" and vol > 0:
-                on.setdefault(key, []).append(t)
-            elif on.get(key):
-                start = on[key].pop(0)
-                start = start - 1 if start > 0 else 0  # abc2midi starts every note one tick late
-                cur.append((p, start, t - start))
-    return tracks
 
 
 def tune_lines(path):
@@ -127,7 +101,7 @@ def check_file(args):
             if x in rejected or not os.path.exists(mid):
                 results.append((path, x, "rejected", ""))
                 continue
-            theirs = midi_notes(mid)
+            theirs = mftext_notes(mid, late_start=True, key=order)  # abc2midi starts every note one tick late
             got = mine.get(x, [])
             if theirs == got:
                 results.append((path, x, "equal", ""))

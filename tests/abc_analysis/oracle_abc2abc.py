@@ -23,8 +23,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from abcmidi_notes import ABC2MIDI_FLAGS, mftext_notes  # noqa: E402
+
 K_VALUES = (-5, 3)
-FLAGS = ["-NGRA", "-NFNP", "-NCOM", "-NFER", "-NGUI", "-silent"]
 SAMPLE = {"nottingham": 3, "shlien_balkan": 2, "essen_europe": 40, "essen_china": 40}  # every n-th tune
 BOUND = 99.0
 MELODIST = None
@@ -35,29 +37,10 @@ def notes(abc_path, tmp):
     mid = os.path.join(tmp, "out.mid")
     if os.path.exists(mid):
         os.remove(mid)
-    run = subprocess.run(["abc2midi", abc_path, "-o", mid] + FLAGS, capture_output=True, text=True)
+    run = subprocess.run(["abc2midi", abc_path, "-o", mid] + ABC2MIDI_FLAGS, capture_output=True, text=True)
     if "Error" in run.stdout or "error" in run.stderr or not os.path.exists(mid):
         return None
-    out = subprocess.run(["mftext", mid], capture_output=True, text=True).stdout
-    tracks, cur, on = [], None, {}
-    for line in out.splitlines():
-        if line.startswith("Track start"):
-            cur, on = [], {}
-        elif line.startswith("Track end"):
-            if cur:
-                tracks.append(sorted(cur))
-            cur = None
-        elif cur is not None:
-            m = re.match(r"Time=(\d+)\s+Note (on|off), chan=(\d+) pitch=(\d+) vol=(\d+)", line)
-            if not m or int(m[3]) == 10:
-                continue
-            t, key = int(m[1]), (int(m[3]), int(m[4]))
-            if m[2] == "on" and int(m[5]) > 0:
-                on.setdefault(key, []).append(t)
-            elif on.get(key):
-                start = on[key].pop(0)
-                cur.append((key[1], start, t - start))
-    return tracks
+    return mftext_notes(mid)
 
 
 def shifted(tracks, k):
