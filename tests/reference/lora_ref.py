@@ -132,11 +132,7 @@ def dropout_mask(seed, adapter, n, p):
 
 
 def cmd_lora(path):
-    for case in sorted(os.listdir(path)):
-        d = os.path.join(path, case)
-        if not os.path.isfile(os.path.join(d, "grads.bin")):
-            continue
-        cfg = json.load(open(os.path.join(d, "config.json")))
+    for case, d, cfg in train_ref.dump_cases(path):
         acfg = json.load(open(os.path.join(d, "adapter_config.json")))
         w = train_ref.read_safetensors(os.path.join(d, "model.safetensors"))
         ad = {k.replace("base_model.model.", ""): v.requires_grad_(True)

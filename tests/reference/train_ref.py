@@ -182,12 +182,16 @@ def internlm2_loss(w, cfg, tokens, targets, start, linear=None):
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
 
 
-def cmd_model(path):
+def dump_cases(path):
+    """(name, directory, config) of every case directory under PATH that holds a grads.bin dump."""
     for case in sorted(os.listdir(path)):
         d = os.path.join(path, case)
-        if not os.path.isfile(os.path.join(d, "grads.bin")):
-            continue
-        cfg = json.load(open(os.path.join(d, "config.json")))
+        if os.path.isfile(os.path.join(d, "grads.bin")):
+            yield case, d, json.load(open(os.path.join(d, "config.json")))
+
+
+def cmd_model(path):
+    for case, d, cfg in dump_cases(path):
         w = {k: v.requires_grad_(True) for k, v in read_safetensors(os.path.join(d, "model.safetensors")).items()}
         g = read_dump(os.path.join(d, "grads.bin"))
         loss = internlm2_loss(w, cfg, g["tokens"], g["targets"], g["start"])
