@@ -78,10 +78,8 @@ int main(int argc, char **argv)
     for (int a = first; a < argc; a++) {
         size_t flen;
         char *buf = tu_read_file(argv[a], &flen);
-        if (!buf) {
-            fprintf(stderr, "cannot read %s\n", argv[a]);
+        if (!buf)
             continue;
-        }
         files++;
         abc_file *all = abc_parse(buf, flen);
         for (size_t t = 0; all && t < all->n_tunes; t++) {

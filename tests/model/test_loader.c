@@ -155,28 +155,47 @@ int main(int argc, char **argv)
     write_file(sub("index"), "model.safetensors.index.json", index, strlen(index));
     expect_load_error("shard path escape", sub("index"), "not a plain file name");
 
+    /* safetensors images whose header is wrong: label, header, data bytes after it, keyword of the error */
+    static const struct {
+        const char *label, *header;
+        size_t data_bytes;
+        const char *keyword;
+    } bad_headers[] = {
+        {"overlapping tensors",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, "overlaps"},
+        {"bytes after the tensors",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+         16, "after the last tensor"},
+        {"size/shape mismatch",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+         8, "byte size"},
+        {"duplicate name",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+         16, "twice"},
+        {"unknown dtype",
+         "{\"a\":{\"dtype\":\"Q9\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+         8, "unsupported dtype 'Q9'"},
+        {"negative dimension",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}",
+         8, "non-negative"},
+        {"shape overflow",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,8]}}",
+         8, "byte size"},
+        {"header not an object",
+         "[1,2]",
+         0, "does not start with '{'"},
+        {"header JSON cut short",
+         "{\"a\":",
+         0, "header JSON"},
+    };
     static uint8_t buf[4096];
-    size_t n;
-    n = image(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12);
-    expect_parse_error("overlapping tensors", buf, n, "overlaps");
-    n = image(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 16);
-    expect_parse_error("bytes after the tensors", buf, n, "after the last tensor");
-    n = image(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8);
-    expect_parse_error("size/shape mismatch", buf, n, "byte size");
-    n = image(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                   "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16);
-    expect_parse_error("duplicate name", buf, n, "twice");
-    n = image(buf, "{\"a\":{\"dtype\":\"Q9\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
-    expect_parse_error("unknown dtype", buf, n, "unsupported dtype 'Q9'");
-    n = image(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8);
-    expect_parse_error("negative dimension", buf, n, "non-negative");
-    n = image(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,8]}}", 8);
-    expect_parse_error("shape overflow", buf, n, "byte size");
-    n = image(buf, "[1,2]", 0);
-    expect_parse_error("header not an object", buf, n, "does not start with '{'");
-    n = image(buf, "{\"a\":", 0);
-    expect_parse_error("header JSON cut short", buf, n, "header JSON");
+    for (size_t i = 0; i < sizeof bad_headers / sizeof *bad_headers; i++) {
+        size_t n = image(buf, bad_headers[i].header, bad_headers[i].data_bytes);
+        expect_parse_error(bad_headers[i].label, buf, n, bad_headers[i].keyword);
+    }
 
     free(cfg);
     free(st);

@@ -122,6 +122,25 @@ static void truncations_and_mutations(void)
     CHECK(loaded == 0, "%d random byte strings loaded as models", loaded);
 }
 
+/* BPE models of a few pieces, each with one inconsistency: the error expected and a label. */
+static const struct {
+    struct {
+        const char *text;
+        float score;
+        int type;
+    } pieces[3];
+    int byte_fallback;
+    const char *error, *label;
+} bad_pieces[] = {
+    {{{"a", 0, 1}}, 0, "UNKNOWN", "no <unk>"},
+    {{{"<unk>", 0, 2}, {"a", 0, 1}, {"a", -1, 1}}, 0, "unique", "duplicate piece"},
+    {{{"<unk>", 0, 2}, {"<0x41>", 0, 6}}, 0, "byte_fallback is false", "byte piece without byte_fallback"},
+    {{{"<unk>", 0, 2}, {"<0x41>", 0, 6}}, 1, "no byte piece <0x00>", "byte_fallback with missing byte pieces"},
+    {{{"<unk>", 0, 2}, {"<0xZZ>", 0, 6}}, 1, "not of the form <0xXX>", "bad byte piece"},
+    {{{"<unk>", 0, 2}, {"", 0, 1}}, 0, "empty", "empty piece"},
+    {{{"<unk>", 0, 2}, {"a", 0, 9}}, 0, "unknown piece type 9", "piece type out of range"},
+};
+
 static void inconsistent_models(void)
 {
     tm_buf m = {0};
@@ -132,54 +151,14 @@ static void inconsistent_models(void)
     expect_error(&m, "unsupported model_type 1 (unigram)", "no trainer_spec (unigram by default)");
     free(m.p);
 
-    m = (tm_buf){0};
-    tm_piece(&m, "a", 0, 1);
-    tm_trainer_spec(&m, 2, 0);
-    expect_error(&m, "UNKNOWN", "no <unk>");
-    free(m.p);
-
-    m = (tm_buf){0};
-    tm_piece(&m, "<unk>", 0, 2);
-    tm_piece(&m, "a", 0, 1);
-    tm_piece(&m, "a", -1, 1);
-    tm_trainer_spec(&m, 2, 0);
-    expect_error(&m, "unique", "duplicate piece");
-    free(m.p);
-
-    m = (tm_buf){0};
-    tm_piece(&m, "<unk>", 0, 2);
-    tm_piece(&m, "<0x41>", 0, 6);
-    tm_trainer_spec(&m, 2, 0);
-    expect_error(&m, "byte_fallback is false", "byte piece without byte_fallback");
-    free(m.p);
-
-    m = (tm_buf){0};
-    tm_piece(&m, "<unk>", 0, 2);
-    tm_piece(&m, "<0x41>", 0, 6);
-    tm_trainer_spec(&m, 2, 1);
-    expect_error(&m, "no byte piece <0x00>", "byte_fallback with missing byte pieces");
-    free(m.p);
-
-    m = (tm_buf){0};
-    tm_piece(&m, "<unk>", 0, 2);
-    tm_piece(&m, "<0xZZ>", 0, 6);
-    tm_trainer_spec(&m, 2, 1);
-    expect_error(&m, "not of the form <0xXX>", "bad byte piece");
-    free(m.p);
-
-    m = (tm_buf){0};
-    tm_piece(&m, "<unk>", 0, 2);
-    tm_piece(&m, "", 0, 1);
-    tm_trainer_spec(&m, 2, 0);
-    expect_error(&m, "empty", "empty piece");
-    free(m.p);
-
-    m = (tm_buf){0};
-    tm_piece(&m, "<unk>", 0, 2);
-    tm_piece(&m, "a", 0, 9);
-    tm_trainer_spec(&m, 2, 0);
-    expect_error(&m, "unknown piece type 9", "piece type out of range");
-    free(m.p);
+    for (size_t i = 0; i < sizeof bad_pieces / sizeof *bad_pieces; i++) {
+        m = (tm_buf){0};
+        for (int k = 0; k < 3 && bad_pieces[i].pieces[k].text; k++)
+            tm_piece(&m, bad_pieces[i].pieces[k].text, bad_pieces[i].pieces[k].score, bad_pieces[i].pieces[k].type);
+        tm_trainer_spec(&m, 2, bad_pieces[i].byte_fallback);
+        expect_error(&m, bad_pieces[i].error, bad_pieces[i].label);
+        free(m.p);
+    }
 
     m = (tm_buf){0};
     static const unsigned char long_varint[] = {0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
