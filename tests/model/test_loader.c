@@ -9,7 +9,6 @@
 #include "melodist/model.h"
 #include "testutil.h"
 
-static int failures;
 static const char *work;
 
 static void expect_load_error(const char *label, const char *dir, const char *keyword)
@@ -19,7 +18,7 @@ static void expect_load_error(const char *label, const char *dir, const char *ke
     int rc = model_load(dir, &m, err, sizeof err);
     int ok = rc != 0 && m == NULL && strstr(err, keyword) != NULL;
     printf("%-5s %-26s %s\n", ok ? "ok" : "FAIL", label, err);
-    failures += !ok;
+    tu_failures += !ok;
     model_free(m);
 }
 
@@ -30,7 +29,7 @@ static void expect_parse_error(const char *label, const void *buf, size_t size, 
     int rc = st_parse(buf, size, &f, err, sizeof err);
     int ok = rc != 0 && strstr(err, keyword) != NULL;
     printf("%-5s %-26s %s\n", ok ? "ok" : "FAIL", label, err);
-    failures += !ok;
+    tu_failures += !ok;
     if (!rc)
         st_close(&f);
 }
@@ -140,14 +139,14 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/model.safetensors", sub("dtype"));
     write_file(sub("dtype"), "config.json", cfg, cfg_len);
     if (st_write(path, &wrong, 1, NULL, 0, err, sizeof err))
-        fprintf(stderr, "st_write: %s\n", err), failures++;
+        fprintf(stderr, "st_write: %s\n", err), tu_failures++;
     expect_load_error("dtype mismatch", sub("dtype"), "dtype I32 not supported");
 
     struct st_out only_norm = {"model.norm.weight", ST_F32, 1, {64}, ints};
     snprintf(path, sizeof path, "%s/model.safetensors", sub("missing_tensor"));
     write_file(sub("missing_tensor"), "config.json", cfg, cfg_len);
     if (st_write(path, &only_norm, 1, NULL, 0, err, sizeof err))
-        fprintf(stderr, "st_write: %s\n", err), failures++;
+        fprintf(stderr, "st_write: %s\n", err), tu_failures++;
     expect_load_error("missing tensor", sub("missing_tensor"), "has no tensor 'model.tok_embeddings.weight'");
 
     const char *index = "{\"weight_map\": {\"model.norm.weight\": \"../../etc/passwd\"}}";
@@ -199,7 +198,7 @@ int main(int argc, char **argv)
 
     free(cfg);
     free(st);
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
-    return failures ? 1 : 0;
+    if (tu_failures)
+        fprintf(stderr, "%d failures\n", tu_failures);
+    return tu_failures ? 1 : 0;
 }
