@@ -23,6 +23,9 @@ struct json {
 struct json *json_parse(const char *text, size_t len, char *err, size_t errlen);
 void json_free(struct json *value);
 
+/* Reads the file at path (at most max bytes) and parses it; NULL with "PATH: what" in err. */
+struct json *json_load(const char *path, size_t max, char *err, size_t errlen);
+
 /* Member of an object by name (the last one if repeated), or NULL. */
 const struct json *json_get(const struct json *object, const char *key);
 

@@ -1,6 +1,8 @@
 /* Recursive-descent JSON parser with a depth limit, so hostile headers cannot exhaust the stack. */
 #include "melodist/json.h"
 
+#include "melodist/fileio.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +382,19 @@ struct json *json_parse(const char *text, size_t len, char *err, size_t errlen)
         return NULL;
     }
     return v;
+}
+
+struct json *json_load(const char *path, size_t max, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = file_read(path, max, &len, err, errlen), jerr[256];
+    if (!text)
+        return NULL;
+    struct json *j = json_parse(text, len, jerr, sizeof jerr);
+    free(text);
+    if (!j)
+        snprintf(err, errlen, "%s: %s", path, jerr);
+    return j;
 }
 
 const struct json *json_get(const struct json *object, const char *key)

@@ -343,17 +343,9 @@ int st_set_open(const char *dir, struct st_set *set, char *err, size_t errlen)
         }
         return add_shard(set, dir, "model.safetensors", err, errlen);
     }
-    size_t len;
-    char *text = file_read(path, ST_MAX_HEADER, &len, err, errlen);
-    if (!text)
+    struct json *idx = json_load(path, ST_MAX_HEADER, err, errlen);
+    if (!idx)
         return -1;
-    char jerr[200];
-    struct json *idx = json_parse(text, len, jerr, sizeof jerr);
-    free(text);
-    if (!idx) {
-        snprintf(err, errlen, "%s: %s", path, jerr);
-        return -1;
-    }
     const struct json *map = json_get(idx, "weight_map");
     int rc = 0;
     if (!map || map->type != JSON_OBJECT) {

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "checkpoint.h"
-#include "melodist/fileio.h"
 #include "melodist/finetune.h"
 #include "melodist/json.h"
 #include "melodist/nn.h"
@@ -126,18 +125,9 @@ static int parse(const struct json *j, const char *dir, struct finetune_config *
 int finetune_config_load(const char *path, struct finetune_config *c, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    size_t len = 0;
-    char jerr[256], *text = file_read(path, 1 << 20, &len, jerr, sizeof jerr);
-    if (!text) {
-        snprintf(err, errlen, "cannot read the config: %s", jerr);
+    struct json *j = json_load(path, 1 << 20, err, errlen);
+    if (!j)
         return -1;
-    }
-    struct json *j = json_parse(text, len, jerr, sizeof jerr);
-    free(text);
-    if (!j) {
-        snprintf(err, errlen, "%s: %s", path, jerr);
-        return -1;
-    }
     char copy[4096];
     snprintf(copy, sizeof copy, "%s", path);
     char msg[900];

@@ -470,16 +470,10 @@ int lora_save(const struct lora *L, const char *dir, const char *base_name, char
 
 static int parse_config(const char *path, struct lora_config *c, char *err, size_t errlen)
 {
-    size_t len = 0;
-    char jerr[256], *text = file_read(path, SIZE_MAX, &len, jerr, sizeof jerr);
-    if (!text) {
-        snprintf(err, errlen, "%s: cannot read (is this a PEFT adapter directory?)", path);
-        return -1;
-    }
-    struct json *j = json_parse(text, len, jerr, sizeof jerr);
-    free(text);
+    char why[512];
+    struct json *j = json_load(path, SIZE_MAX, why, sizeof why);
     if (!j) {
-        snprintf(err, errlen, "%s: %s", path, jerr);
+        snprintf(err, errlen, "%s (is this a PEFT adapter directory?)", why);
         return -1;
     }
     const struct json *type = json_get(j, "peft_type"), *r = json_get(j, "r"), *alpha = json_get(j, "lora_alpha");
