@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "checkpoint.h"
 #include "melodist/finetune.h"
@@ -158,13 +157,6 @@ struct run {
     char *err;
     size_t errlen;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void say(const struct run *r, const char *text)
 {
@@ -391,29 +383,16 @@ static double optimizer_step(struct run *r, float lr)
     return norm;
 }
 
-static int log_step(struct run *r, const struct train_progress *p)
-{
-    char line[512];
-    int n = snprintf(line, sizeof line, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"lr\": %.6g, \"tokens_per_s\": %.1f, "
-                     "\"grad_norm\": %.4f", p->step, p->loss, p->lr, p->tokens_per_s, p->grad_norm);
-    if (isfinite(p->valid_loss))
-        n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid_loss\": %.6f", p->valid_loss);
-    snprintf(line + n, sizeof line - (size_t)n, "}\n");
-    return trainlog_append(r->log_path, line, r->err, r->errlen) || curve_add(&r->curve.train, p->step, p->loss) ||
-                   (isfinite(p->valid_loss) && curve_add(&r->curve.valid, p->step, p->valid_loss))
-               ? -1 : 0;
-}
-
 static enum train_result loop(struct run *r)
 {
     const struct finetune_config *c = &r->cfg;
     int64_t rows_per_step = (int64_t)c->batch_size * c->accumulative_counts, first = r->step;
     struct lr_schedule sched = {(float)c->lr, 0.0f, (int64_t)ceil(c->warmup_ratio * (double)r->steps), r->steps,
                                 LR_COSINE};
-    double t_begin = now();
+    double t_begin = trainlog_now();
     char saved[4200];
     while (r->step < r->steps) {
-        double t0 = now();
+        double t0 = trainlog_now();
         float lr = lr_at(&sched, r->step);
         memset(r->lora->grads, 0, sizeof(float) * r->lora->n_params);
         int64_t targets = 0, base = r->step * rows_per_step;
@@ -429,7 +408,7 @@ static enum train_result loop(struct run *r)
                                 targets ? 1.0f / (float)targets : 0.0f, &ignored);
         dist_sum_doubles(&loss, 1);
         loss /= (double)(targets ? targets : 1);
-        double norm = optimizer_step(r, lr), dt = now() - t0;
+        double norm = optimizer_step(r, lr), dt = trainlog_now() - t0;
         r->step++;
         if (!isfinite(loss) || !isfinite(norm)) {
             snprintf(r->err, r->errlen, "step %" PRId64 ": the loss became %s; stopping (lower \"lr\" or set "
@@ -440,9 +419,9 @@ static enum train_result loop(struct run *r)
         double valid = (c->eval_every && r->step % c->eval_every == 0) || last ? evaluate(r) : NAN;
         struct train_progress p = {.step = r->step, .steps = r->steps, .loss = loss, .lr = lr, .grad_norm = norm,
                                    .tokens_per_s = (double)(rows_per_step * c->max_length) / dt,
-                                   .eta_s = (now() - t_begin) / (double)(r->step - first) * (double)(r->steps - r->step),
+                                   .eta_s = (trainlog_now() - t_begin) / (double)(r->step - first) * (double)(r->steps - r->step),
                                    .valid_loss = valid};
-        if (!r->rank && log_step(r, &p))
+        if (!r->rank && trainlog_step(r->log_path, &p, &r->curve, r->err, r->errlen))
             return TRAIN_FAILED;
         int stop = !dist_all_ok(!(r->o->stop && *r->o->stop));
         if (r->step % c->save_every == 0 || last || stop) {

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "checkpoint.h"
 #include "melodist/nn.h"
@@ -38,13 +37,6 @@ struct run {
     char *err;
     size_t errlen;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void say(const struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const struct run *r, const char *fmt, ...)
@@ -255,18 +247,18 @@ static enum train_result loop(struct run *r)
 {
     const struct train_config *c = &r->cfg;
     int64_t tokens_per_step = (int64_t)c->batch_size * c->seq_len;
-    double t_begin = now();
+    double t_begin = trainlog_now();
     int64_t first = r->state.step;
-    char saved[4096 + 64], line[512];
+    char saved[4096 + 64];
     while (r->state.step < c->steps) {
-        double t0 = now();
+        double t0 = trainlog_now();
         float lr = lr_at(&c->schedule, r->state.step);
         memset(r->tm->grads, 0, r->tm->n_params * sizeof(float));
         int64_t targets = fill_rows(&r->train_l, &r->step_rows);
         double loss = run_rows(r, &r->step_rows, r->rank, r->world, 1, targets ? 1.0f / (float)targets : 0);
         dist_sum_doubles(&loss, 1);
         loss /= (double)(targets ? targets : 1);
-        double norm = optimizer_step(r, lr), dt = now() - t0;
+        double norm = optimizer_step(r, lr), dt = trainlog_now() - t0;
         r->state.step++;
         r->state.tokens_seen += tokens_per_step;
         if (!isfinite(loss) || !isfinite(norm)) {
@@ -281,20 +273,12 @@ static enum train_result loop(struct run *r)
         int last_step = r->state.step == c->steps;
         if ((c->eval_every && r->state.step % c->eval_every == 0) || last_step)
             valid = evaluate(r);
-        double per_step = (now() - t_begin) / (double)(r->state.step - first);
+        double per_step = (trainlog_now() - t_begin) / (double)(r->state.step - first);
         struct train_progress p = {.step = r->state.step, .steps = c->steps, .loss = loss, .lr = lr,
                                    .grad_norm = norm, .tokens_per_s = (double)tokens_per_step / dt,
                                    .eta_s = per_step * (double)(c->steps - r->state.step), .valid_loss = valid};
-        if (r->rank == 0) {
-            int n = snprintf(line, sizeof line, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"lr\": %.6g, "
-                             "\"tokens_per_s\": %.1f, \"grad_norm\": %.4f", p.step, loss, lr, p.tokens_per_s, norm);
-            if (isfinite(valid))
-                n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid_loss\": %.6f", valid);
-            snprintf(line + n, sizeof line - (size_t)n, "}\n");
-            if (trainlog_append(r->paths[2], line, r->err, r->errlen) || curve_add(&r->curve.train, p.step, loss) ||
-                (isfinite(valid) && curve_add(&r->curve.valid, p.step, valid)))
-                return TRAIN_FAILED;
-        }
+        if (r->rank == 0 && trainlog_step(r->paths[2], &p, &r->curve, r->err, r->errlen))
+            return TRAIN_FAILED;
         int stop = r->o->stop && *r->o->stop;
         stop = !dist_all_ok(!stop);
         if (r->state.step % c->save_every == 0 || last_step || stop) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "melodist/fileio.h"
 #include "trainlog.h"
@@ -75,8 +76,14 @@ int trainlog_resume(const char *path, int64_t upto, struct curve *c, char *err, 
     return file_commit(out, ok, tmp, path, err, errlen);
 }
 
-int trainlog_append(const char *path, const char *line, char *err, size_t errlen)
+int trainlog_step(const char *path, const struct train_progress *p, struct curve *c, char *err, size_t errlen)
 {
+    char line[512];
+    int n = snprintf(line, sizeof line, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"lr\": %.6g, \"tokens_per_s\": %.1f, "
+                     "\"grad_norm\": %.4f", p->step, p->loss, p->lr, p->tokens_per_s, p->grad_norm);
+    if (isfinite(p->valid_loss))
+        n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid_loss\": %.6f", p->valid_loss);
+    snprintf(line + n, sizeof line - (size_t)n, "}\n");
     FILE *f = fopen(path, "ab");
     int ok = f && fputs(line, f) >= 0;
     ok = f && fclose(f) == 0 && ok;
@@ -84,7 +91,17 @@ int trainlog_append(const char *path, const char *line, char *err, size_t errlen
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
+    if (curve_add(&c->train, p->step, p->loss) ||
+        (isfinite(p->valid_loss) && curve_add(&c->valid, p->step, p->valid_loss)))
+        return -1;
     return 0;
+}
+
+double trainlog_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- SVG ---- */

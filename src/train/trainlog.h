@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "melodist/train.h"
+
 struct curve_series {
     int64_t *step;
     double *value;
@@ -21,6 +23,10 @@ void curve_free(struct curve *c);
 int curve_svg(const struct curve *c, const char *path, const char *title, char *err, size_t errlen);
 
 int trainlog_resume(const char *path, int64_t upto, struct curve *c, char *err, size_t errlen);
-int trainlog_append(const char *path, const char *line, char *err, size_t errlen);
+/* Appends the step's JSON line to the log at path and its losses to the curve. */
+int trainlog_step(const char *path, const struct train_progress *p, struct curve *c, char *err, size_t errlen);
+
+/* Monotonic seconds, for the tokens/s and ETA of a step. */
+double trainlog_now(void);
 
 #endif
