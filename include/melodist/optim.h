@@ -32,11 +32,9 @@ void adamw_begin_step(struct adamw *o);
 void adamw_update(struct adamw *o, size_t offset, float *params, const float *grads, size_t n, double lr, double wd,
                   const struct adamw_config *c);
 
-/* Square of the L2 norm of g[0..n), accumulated in double. */
-double grad_sumsq(const float *g, size_t n);
-
-/* torch.nn.utils.clip_grad_norm_: the factor min(1, max_norm / (norm + 1e-6)) to multiply the gradients by. */
-float clip_factor(double norm, float max_norm);
+/* torch.nn.utils.clip_grad_norm_: returns the L2 norm of g[0..n) (accumulated in double) and multiplies g by
+ * min(1, max_norm / (norm + 1e-6)); max_norm <= 0 leaves g as it is. */
+double grad_clip(float *g, size_t n, float max_norm);
 
 enum lr_decay { LR_COSINE, LR_LINEAR, LR_CONSTANT };
 

@@ -374,10 +374,7 @@ static double optimizer_step(struct run *r, float lr)
 {
     struct lora *L = r->lora;
     dist_sum_floats(L->grads, L->n_params);
-    double norm = sqrt(grad_sumsq(L->grads, L->n_params));
-    float clip = r->cfg.max_norm > 0 ? clip_factor(norm, r->cfg.max_norm) : 1.0f;
-    for (size_t i = 0; clip < 1.0f && i < L->n_params; i++)
-        L->grads[i] *= clip;
+    double norm = grad_clip(L->grads, L->n_params, r->cfg.max_norm);
     adamw_begin_step(&r->opt);
     adamw_update(&r->opt, 0, L->params, L->grads, L->n_params, lr, r->cfg.weight_decay, &r->cfg.adamw);
     return norm;

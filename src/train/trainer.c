@@ -229,11 +229,7 @@ static double optimizer_step(struct run *r, float lr)
 {
     struct train_model *tm = r->tm;
     dist_sum_floats(tm->grads, tm->n_params);
-    double norm = sqrt(grad_sumsq(tm->grads, tm->n_params));
-    float clip = r->cfg.grad_clip > 0 ? clip_factor(norm, r->cfg.grad_clip) : 1.0f;
-    if (clip < 1.0f)
-        for (size_t i = 0; i < tm->n_params; i++)
-            tm->grads[i] *= clip;
+    double norm = grad_clip(tm->grads, tm->n_params, r->cfg.grad_clip);
     adamw_begin_step(&r->opt);
     for (int i = 0; i < tm->n_tensors; i++) {
         const struct train_tensor *t = &tm->tensors[i];
