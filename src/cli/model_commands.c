@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "melodist/fileio.h"
 #include "melodist/model.h"
 
 static void info_usage(FILE *out)
@@ -84,28 +85,29 @@ int cmd_info(int argc, char **argv)
     return 0;
 }
 
-static int copy_file(const char *from, const char *to)
+static int copy_file(const char *from, const char *to, char *err, size_t errlen)
 {
     FILE *in = fopen(from, "rb");
-    if (!in)
-        return errno == ENOENT ? 0 : -1;
-    char tmp[PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", to);
-    FILE *out = fopen(tmp, "wb");
-    int ok = out != NULL;
+    if (!in) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    char tmp[PATH_MAX + 32];
+    FILE *out = file_create_tmp(to, tmp, sizeof tmp, err, errlen);
+    if (!out) {
+        fclose(in);
+        return -1;
+    }
     char buf[65536];
     size_t n;
+    int ok = 1;
     while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
         ok = fwrite(buf, 1, n, out) == n;
     ok = ok && !ferror(in);
     fclose(in);
-    if (out)
-        ok = (fclose(out) == 0) && ok;
-    if (!ok || rename(tmp, to)) {
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return file_commit(out, ok, tmp, to, err, errlen);
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -145,8 +147,8 @@ int cmd_quantize(int argc, char **argv)
     } else {
         snprintf(from, sizeof from, "%s/tokenizer.model", dir);
         snprintf(to, sizeof to, "%s/tokenizer.model", out);
-        if (copy_file(from, to)) {
-            fprintf(stderr, "melodist quantize: cannot copy %s to %s\n", from, to);
+        if (copy_file(from, to, err, sizeof err)) {
+            fprintf(stderr, "melodist quantize: cannot copy %s to %s: %s\n", from, to, err);
             rc = 1;
         } else {
             fprintf(stderr, "melodist quantize: wrote %s (%s)\n", out, type);
