@@ -29,4 +29,7 @@ struct json *json_load(const char *path, size_t max, char *err, size_t errlen);
 /* Member of an object by name (the last one if repeated), or NULL. */
 const struct json *json_get(const struct json *object, const char *key);
 
+/* The string member key of object, or fallback when it is absent or not a string. */
+const char *json_string_or(const struct json *object, const char *key, const char *fallback);
+
 #endif

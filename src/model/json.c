@@ -406,3 +406,9 @@ const struct json *json_get(const struct json *object, const char *key)
             return &object->items[i];
     return NULL;
 }
+
+const char *json_string_or(const struct json *object, const char *key, const char *fallback)
+{
+    const struct json *v = json_get(object, key);
+    return v && v->type == JSON_STRING ? v->string : fallback;
+}

@@ -193,8 +193,7 @@ int train_config_parse(const char *text, size_t len, const char *path, struct tr
                  c->seq_len, c->model.max_position_embeddings);
         goto out;
     }
-    const struct json *decay = json_get(train, "decay");
-    const char *d = decay && decay->type == JSON_STRING ? decay->string : "cosine";
+    const char *d = json_string_or(train, "decay", "cosine");
     enum lr_decay kind = !strcmp(d, "cosine") ? LR_COSINE : !strcmp(d, "linear") ? LR_LINEAR : LR_CONSTANT;
     if (kind == LR_CONSTANT && strcmp(d, "constant")) {
         snprintf(err, errlen, "%s: \"train\".\"decay\" must be \"cosine\", \"linear\" or \"constant\"", path);

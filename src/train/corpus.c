@@ -212,12 +212,6 @@ static int txt_file(struct builder *b, const char *path)
     return rc;
 }
 
-static const char *member_string(const struct json *o, const char *key)
-{
-    const struct json *v = json_get(o, key);
-    return v && v->type == JSON_STRING ? v->string : "";
-}
-
 /* One chat turn in the InternLM2 template; only the assistant's reply and its <|im_end|> are scored. */
 static int chat_turn(struct builder *b, const char *role, const char *content)
 {
@@ -260,13 +254,14 @@ static int jsonl_file(struct builder *b, const char *path)
         rc = begin_doc(b);
         for (size_t i = 0; conv && !rc && i < conv->count; i++) {
             const struct json *turn = &conv->items[i];
-            if (*member_string(turn, "system"))
-                rc = chat_turn(b, "system", member_string(turn, "system"));
-            rc = rc || chat_turn(b, "user", member_string(turn, "input")) ||
-                 chat_turn(b, "assistant", member_string(turn, "output"));
+            if (*json_string_or(turn, "system", ""))
+                rc = chat_turn(b, "system", json_string_or(turn, "system", ""));
+            rc = rc || chat_turn(b, "user", json_string_or(turn, "input", "")) ||
+                 chat_turn(b, "assistant", json_string_or(turn, "output", ""));
         }
         for (size_t i = 0; !conv && msgs && !rc && i < msgs->count; i++)
-            rc = chat_turn(b, member_string(&msgs->items[i], "role"), member_string(&msgs->items[i], "content"));
+            rc = chat_turn(b, json_string_or(&msgs->items[i], "role", ""),
+                           json_string_or(&msgs->items[i], "content", ""));
         rc = rc || end_doc(b);
         json_free(rec);
         p = next;

@@ -43,12 +43,6 @@ static int piece(struct builder *b, const char *text, int scored)
     return rc;
 }
 
-static const char *text_of(const struct json *o, const char *key)
-{
-    const struct json *v = o ? json_get(o, key) : NULL;
-    return v && v->type == JSON_STRING ? v->string : "";
-}
-
 /* One turn: INSTRUCTION (with SYSTEM before it when there is one), output + SUFFIX, SEP. */
 static int turn(struct builder *b, const char *system, const char *input, const char *output)
 {
@@ -76,7 +70,8 @@ static int messages(struct builder *b, const struct json *msgs)
 {
     const char *system = "", *input = "";
     for (size_t i = 0; i < msgs->count; i++) {
-        const char *role = text_of(&msgs->items[i], "role"), *content = text_of(&msgs->items[i], "content");
+        const char *role = json_string_or(&msgs->items[i], "role", "");
+        const char *content = json_string_or(&msgs->items[i], "content", "");
         if (!strcmp(role, "system"))
             system = content;
         else if (!strcmp(role, "user"))
@@ -135,12 +130,13 @@ int sft_load(const char *path, const mt_tokenizer *tok, const char *task, const 
             snprintf(err, errlen, "%s:%ld: %s", path, line_no,
                      rec ? "expected an xtuner \"conversation\" or OpenAI \"messages\" array" : jerr);
             rc = -1;
-        } else if (!*task || !strcmp(text_of(rec, "task"), task)) {
+        } else if (!*task || !strcmp(json_string_or(rec, "task", ""), task)) {
             size_t first = s->n;
             rc = bos >= 0 && push(&b, bos, 0);
             for (size_t i = 0; is_conv && !rc && i < conv->count; i++) {
                 const struct json *t = &conv->items[i];
-                rc = turn(&b, text_of(t, "system"), text_of(t, "input"), text_of(t, "output"));
+                rc = turn(&b, json_string_or(t, "system", ""), json_string_or(t, "input", ""),
+                          json_string_or(t, "output", ""));
             }
             rc = rc || (!is_conv && messages(&b, msgs)) || end_sample(&b, first);
             if (rc)
