@@ -1,9 +1,10 @@
-/* A small JSON reader (RFC 8259) producing a tree, for config.json, safetensors headers and index files.
- * Lives in the model layer (src/model/json.c); layers above may use it too. */
+/* A small JSON reader (RFC 8259) producing a tree, for config.json, safetensors headers and index files, and a
+ * string writer. Lives in the model layer (src/model/json.c); layers above may use it too. */
 #ifndef MELODIST_JSON_H
 #define MELODIST_JSON_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
 
@@ -25,6 +26,9 @@ void json_free(struct json *value);
 
 /* Reads the file at path (at most max bytes) and parses it; NULL with "PATH: what" in err. */
 struct json *json_load(const char *path, size_t max, char *err, size_t errlen);
+
+/* Writes s (NULL: "") to out as a JSON string literal. */
+void json_fput_string(FILE *out, const char *s);
 
 /* Member of an object by name (the last one if repeated), or NULL. */
 const struct json *json_get(const struct json *object, const char *key);

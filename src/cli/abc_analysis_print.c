@@ -3,6 +3,7 @@
 
 #include "abc_analysis_print.h"
 #include "abc_input.h"
+#include "melodist/json.h"
 
 static const char *pc_names[12] = {"C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"};
 
@@ -31,7 +32,7 @@ static void json_chords(const abc_analysis *a)
         printf("%s{\"bar\":%d,\"chords\":[", shown++ ? "," : "", a->chords[b].number);
         for (size_t c = 0; c < a->chords[b].n; c++) {
             printf("%s", c ? "," : "");
-            abc_json_string(stdout, a->chords[b].chords[c]);
+            json_fput_string(stdout, a->chords[b].chords[c]);
         }
         printf("]}");
     }
@@ -93,7 +94,7 @@ void abc_print_analysis_json(const abc_analysis *a)
     json_histogram(a);
     json_chords(a);
     printf(",\"form\":");
-    abc_json_string(stdout, a->form ? a->form : "");
+    json_fput_string(stdout, a->form ? a->form : "");
     printf(",\"sections\":[");
     for (size_t s = 0; s < a->n_sections; s++)
         printf("%s{\"label\":\"%c\",\"first_bar\":%d,\"bars\":%d}", s ? "," : "", a->sections[s].label,

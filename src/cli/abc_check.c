@@ -5,6 +5,7 @@
 
 #include "abc_commands.h"
 #include "abc_input.h"
+#include "melodist/json.h"
 
 static void usage(FILE *out)
 {
@@ -37,7 +38,7 @@ static void collect(const abc_file *f, size_t tune, abc_diags *out)
 static void print_json_file(const char *name, size_t n_tunes, const abc_diags *d, bool errors_only, bool first)
 {
     printf("%s{\"file\":", first ? "" : ",");
-    abc_json_string(stdout, name);
+    json_fput_string(stdout, name);
     printf(",\"tunes\":%zu,\"errors\":%zu,\"warnings\":%zu,\"diagnostics\":[", n_tunes, d ? d->n_errors : 1,
            d ? d->n_warnings : 0);
     bool sep = false;
@@ -47,12 +48,12 @@ static void print_json_file(const char *name, size_t n_tunes, const abc_diags *d
             continue;
         printf("%s{\"severity\":\"%s\",\"line\":%d,\"col\":%d,\"category\":", sep ? "," : "",
                g->severity == ABC_ERROR ? "error" : "warning", g->line, g->col);
-        abc_json_string(stdout, g->category);
+        json_fput_string(stdout, g->category);
         printf(",\"message\":");
-        abc_json_string(stdout, g->message);
+        json_fput_string(stdout, g->message);
         printf(",\"hint\":");
         if (g->hint)
-            abc_json_string(stdout, g->hint);
+            json_fput_string(stdout, g->hint);
         else
             printf("null");
         printf("}");

@@ -5,6 +5,7 @@
 #include "abc_analysis_print.h"
 #include "abc_commands.h"
 #include "abc_input.h"
+#include "melodist/json.h"
 
 static void usage(FILE *out)
 {
@@ -66,7 +67,7 @@ static void json_field(const char *name, const char *value)
 {
     printf(",\"%s\":", name);
     if (value)
-        abc_json_string(stdout, value);
+        json_fput_string(stdout, value);
     else
         printf("null");
 }
@@ -81,7 +82,7 @@ static void print_json(const abc_file *f, size_t t, const abc_model *m, bool fir
     printf(",\"titles\":[");
     for (size_t i = 0; i < m->n_titles; i++) {
         printf("%s", i ? "," : "");
-        abc_json_string(stdout, m->titles[i]);
+        json_fput_string(stdout, m->titles[i]);
     }
     printf("]");
     json_field("composer", m->composer);
@@ -102,7 +103,7 @@ static void print_json(const abc_file *f, size_t t, const abc_model *m, bool fir
     printf(",\"bars_written\":%zu,\"bars_played\":%zu,\"voices\":[", m->n_bars, m->n_play);
     for (size_t v = 0; v < m->n_voices; v++) {
         printf("%s{\"id\":", v ? "," : "");
-        abc_json_string(stdout, m->voices[v].id);
+        json_fput_string(stdout, m->voices[v].id);
         json_field("name", m->voices[v].name);
         printf(",\"notes\":%zu,\"bars\":%zu}", note_count(&m->voices[v]), m->voices[v].n_bars);
     }
@@ -171,7 +172,7 @@ int abc_cmd_info(int argc, char **argv)
     if (json)
         printf("{\"file\":");
     if (json) {
-        abc_json_string(stdout, abc_input_name(path));
+        json_fput_string(stdout, abc_input_name(path));
         printf(",\"tunes\":[");
     }
     bool first = true;

@@ -14,8 +14,6 @@ char *abc_input_read(const char *command, const char *path, size_t *len);
 abc_file *abc_input_parse(const char *command, const char *path);
 /* The display name of an input path. */
 const char *abc_input_name(const char *path);
-/* Write s as a JSON string literal. */
-void abc_json_string(FILE *out, const char *s);
 /* Parse --tune's value; false (with a message) when it is not a number. */
 bool abc_input_tune_arg(const char *command, const char *s, int *x);
 /* Write data to path atomically (temp file + rename); false with a message on failure. */

@@ -7,6 +7,7 @@
 #include "abc_commands.h"
 #include "abc_input.h"
 #include "melodist/abc_analysis.h"
+#include "melodist/json.h"
 
 #define MAX_FILES 4096
 
@@ -40,11 +41,11 @@ static size_t search_voice(const char *path, const abc_model *m, size_t v, const
         int shift = mel.pitch[s] - phrase->pitch[0];
         if (json) {
             printf("%s\n    {\"file\": ", found_before + i ? "," : "");
-            abc_json_string(stdout, abc_input_name(path));
+            json_fput_string(stdout, abc_input_name(path));
             printf(", \"x\": %d, \"title\": ", m->x);
-            abc_json_string(stdout, title);
+            json_fput_string(stdout, title);
             printf(", \"voice\": ");
-            abc_json_string(stdout, voice);
+            json_fput_string(stdout, voice);
             printf(", \"bar_start\": %d, \"bar_end\": %d, \"line\": %d, \"col\": %d, \"transposed\": %d}",
                    mel.bar[s], mel.bar[e], mel.line[s], mel.col[s], shift);
         } else {
@@ -103,7 +104,7 @@ int abc_cmd_search(int argc, char **argv)
     size_t found = 0, tunes = 0;
     if (json) {
         printf("{\"melody\": ");
-        abc_json_string(stdout, melody);
+        json_fput_string(stdout, melody);
         printf(", \"rhythm\": %s, \"matches\": [", rhythm ? "true" : "false");
     }
     for (size_t fi = 0; fi < n_files; fi++) {

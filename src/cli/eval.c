@@ -771,9 +771,9 @@ static void markdown(const struct report *r, FILE *out)
 static void json(const struct report *r, const char *dir, const char *data)
 {
     printf("{\"model\":");
-    abc_json_string(stdout, dir);
+    json_fput_string(stdout, dir);
     printf(",\"data\":");
-    abc_json_string(stdout, data);
+    json_fput_string(stdout, data);
     printf(",\"tunes\":%ld,\"skipped_too_long\":%ld,", r->bits.docs, r->bits.skipped);
     jnum("bits_per_char", r->bits.model / (double)r->bits.chars, 1);
     jnum("bits_per_token", r->bits.model / (double)r->bits.tokens, 1);

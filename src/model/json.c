@@ -407,6 +407,24 @@ const struct json *json_get(const struct json *object, const char *key)
     return NULL;
 }
 
+void json_fput_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
 const char *json_string_or(const struct json *object, const char *key, const char *fallback)
 {
     const struct json *v = json_get(object, key);

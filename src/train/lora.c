@@ -398,20 +398,6 @@ static void peft_name(char *out, size_t cap, const struct lora *L, int i, char w
                  module[i % TRAIN_OUTPUT], which);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* adapter_config.json as PEFT 0.10 writes it: sorted keys, indent 2. */
 static int write_config(const struct lora *L, const char *path, const char *base_name, char *err, size_t errlen)
 {
@@ -420,7 +406,7 @@ static int write_config(const struct lora *L, const char *path, const char *base
     if (!f)
         return -1;
     fprintf(f, "{\n  \"alpha_pattern\": {},\n  \"auto_mapping\": null,\n  \"base_model_name_or_path\": ");
-    json_string(f, base_name);
+    json_fput_string(f, base_name);
     fprintf(f, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"inference_mode\": true,\n"
                "  \"init_lora_weights\": true,\n  \"layer_replication\": null,\n  \"layers_pattern\": null,\n"
                "  \"layers_to_transform\": null,\n  \"loftq_config\": {},\n  \"lora_alpha\": %.9g,\n"
