@@ -47,11 +47,14 @@ PY
 
 scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/data/sft.txt" -o "$work/tokenizer" -v 2048
 
+# Stage 1 from random weights, stage 2 continues from stage 1's last checkpoint with a fresh cosine schedule and
+# another data order (MODEL_CARD.md, "Recipe").
 if (( !skip_train )); then
   "$melodist" train --config configs/melodist-mini.json
+  "$melodist" train --config configs/melodist-mini-stage2.json
 fi
 
-last=$(ls -d "$work"/run/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run2/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {

@@ -2,8 +2,10 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "abc_input.h"
 #include "commands.h"
@@ -16,6 +18,26 @@
 #include "melodist/json.h"
 #include "melodist/nn.h"
 #include "melodist/persona.h"
+
+/* A progress line that rewrites itself on a terminal and is a plain line otherwise (logs, pipes). */
+static void progress(const char *fmt, ...)
+{
+    int tty = isatty(STDERR_FILENO);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(tty ? "\rmelodist eval: " : "melodist eval: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (!tty)
+        fputc('\n', stderr);
+}
+
+/* Ends a run of progress lines. */
+static void progress_done(void)
+{
+    if (isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+}
 
 static const char *const eval_help =
     "usage: melodist eval -m DIR --data FILE.abc [options]\n"
@@ -481,9 +503,9 @@ static void generation(struct eval_ctx *e, const struct docs *data, int n_gen, s
         free(free_text);
         free(instr);
         free(h.prefix);
-        fprintf(stderr, "\rmelodist eval: generation %d/%d", *used, n_gen);
+        progress("generation %d/%d", *used, n_gen);
     }
-    fprintf(stderr, "\n");
+    progress_done();
 }
 
 static uint64_t mix_seed(uint64_t x)
@@ -559,9 +581,9 @@ static int measure_bits(struct eval_ctx *e, const struct docs *data, long limit,
         b->tokens += (long)ids.n - 1;
         b->docs++;
         if (b->docs % 50 == 0)
-            fprintf(stderr, "\rmelodist eval: bits/char over %ld tunes", b->docs);
+            progress("bits/char over %ld tunes", b->docs);
     }
-    fprintf(stderr, "\n");
+    progress_done();
     tok_ids_free(&ids);
     return 0;
 oom:
@@ -628,12 +650,12 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
                 rate_add(&acc[f], answer && !strcmp(want, got));
                 free(answer);
                 counts[f]++;
-                fprintf(stderr, "\rmelodist eval: analysis question %s %d", families[f], counts[f]);
+                progress("analysis question %s %d", families[f], counts[f]);
             }
         }
         json_free(j);
     }
-    fprintf(stderr, "\n");
+    progress_done();
     free(text);
     return 0;
 }
