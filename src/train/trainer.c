@@ -213,8 +213,14 @@ static int prepare_model(struct run *r)
         rc = 0;
         goto out;
     }
-    if (r->o->resume)
+    if (r->o->resume) {
         say(r, "no checkpoint in %s: starting from step 0", r->dir);
+    } else if (!checkpoint_latest(r->dir, latest, sizeof latest)) {
+        /* A fresh run would reach a step an earlier run already saved and lose its work at that save. */
+        snprintf(r->err, r->errlen, "%s already holds a run (newest checkpoint %s): pass --resume to continue "
+                 "it, or give a new directory with --out", r->dir, latest);
+        goto out;
+    }
     r->state = (struct checkpoint_state){.seed = r->cfg.seed, .seq_len = r->cfg.seq_len,
                                          .batch_size = r->cfg.batch_size};
     rc = init ? train_model_copy_from(r->tm, init, r->err, r->errlen)

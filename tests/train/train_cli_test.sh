@@ -83,4 +83,10 @@ awk -v a="$start" 'BEGIN { exit !(a < 6.0) }' || fail "init_from did not load th
 sed 's/"seq_len": 32/"seq_len": 16/' base.json > shape.json
 status=0; "$melodist" train --config shape.json --out run-base --resume 2> shape.err || status=$?
 [ $status -eq 1 ] && grep -q "seq_len" shape.err || { cat shape.err; fail "a changed seq_len on resume should be refused"; }
+
+# a fresh run into a directory that holds an earlier run is refused before it trains (its saves would collide)
+before=$(ls run-base | sort)
+status=0; "$melodist" train --config base.json --out run-base 2> again.err || status=$?
+[ $status -eq 1 ] && grep -q "already holds a run" again.err || { cat again.err; fail "a fresh run over an earlier one should be refused"; }
+[ "$(ls run-base | sort)" = "$before" ] || fail "the refused run changed the earlier run's directory"
 echo ok
