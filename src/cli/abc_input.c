@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "abc_input.h"
@@ -89,7 +90,8 @@ bool abc_write_atomic(const char *command, const char *path, const char *data, s
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
     FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    bool ok = fp && fwrite(data, 1, len, fp) == len;
+    /* mkstemp creates the file 0600; the output is an ordinary file, readable like the midi and wav ones */
+    bool ok = fp && fwrite(data, 1, len, fp) == len && fchmod(fd, 0644) == 0;
     if (fp && fclose(fp))
         ok = false;
     else if (!fp && fd >= 0)
