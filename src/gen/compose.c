@@ -836,7 +836,11 @@ static int sample_field(struct composer *c, const char *field, int (*ok)(const c
     return force(c, fallback, err, errlen) || force(c, "\n", err, errlen) ? -1 : 0;
 }
 
-static int any_text(const char *s) { return s[0] != 0 && strchr(s, '|') == NULL; }
+/* A title: text without bar lines that does not start like another field ("N:...", a small model's slip). */
+static int title_text(const char *s)
+{
+    return s[0] != 0 && strchr(s, '|') == NULL && !(isalpha((unsigned char)s[0]) && s[1] == ':');
+}
 
 static int valid_unit(const char *u)
 {
@@ -1266,7 +1270,7 @@ static int header(struct run *u)
         snprintf(line, sizeof line, "T:%s\n", u->r->title);
         if (force(c, line, u->err, u->errlen))
             return -1;
-    } else if (sample_field(c, "T:", any_text, "Untitled", value, sizeof value, u->err, u->errlen)) {
+    } else if (sample_field(c, "T:", title_text, "Untitled", value, sizeof value, u->err, u->errlen)) {
         return -1;
     }
     if (p->type[0]) {
