@@ -60,12 +60,20 @@ struct train_model {
     float *dx, *dxn, *datt, *dqkv, *da, *db, *dh; /* backward scratch */
     float *mm_scratch;
     void *arena;
+    size_t arena_floats;   /* activations and scratch, all in arena */
+    size_t layer_act_floats; /* of which the per-layer activations */
+    int recompute;         /* acts[l] share one set of buffers but x_in; the backward recomputes each layer */
     const struct train_linear_ops *linear; /* frozen models only */
     float *dnorm;                          /* frozen models: the discarded norm-weight gradient [dim] */
 };
 
 /* Plans all activation memory for micro-batches of B x T tokens; parameters start at zero. */
 struct train_model *train_model_new(const struct model_config *c, int B, int T, char *err, size_t errlen);
+/* recompute: the forward keeps only each layer's input (plus one layer's activations, shared), and the
+ * backward runs each layer's forward again just before its backward: the same gradients, bit for bit, for
+ * about one more forward of compute, and activation memory of one layer plus n_layers x N x dim. */
+struct train_model *train_model_new_recompute(const struct model_config *c, int B, int T, int recompute, char *err,
+                                              size_t errlen);
 /* A model whose weights are base's, frozen and borrowed (any dtype; base must outlive it): no parameters
  * (n_params 0), the backward only carries gradients through the activations, and every linear layer goes
  * through ops (which may ignore the matrices it is handed and use its own copy of the weights). */
@@ -158,6 +166,7 @@ struct train_config {
     struct adamw_config adamw;  /* "train": beta1, beta2, eps */
     double weight_decay;        /* "train": applies to matrices only */
     float grad_clip;            /* "train": global-norm clip, 0 = off */
+    int recompute;              /* "train": recompute each layer's activations in the backward */
     uint64_t seed;              /* "train": {"seed"}: init, data order, validation split */
     int eval_every, eval_batches; /* "eval": {"every", "batches"} (micro-batches of validation rows) */
     char out_dir[4096];         /* "checkpoint": {"dir"} (overridden by --out) */

@@ -55,6 +55,21 @@ static int int32(struct reader *r, const struct json *obj, const char *section, 
     return 0;
 }
 
+static int flag(struct reader *r, const struct json *obj, const char *section, const char *key, int *out)
+{
+    const struct json *v = obj ? json_get(obj, key) : NULL;
+    if (!v || v->type == JSON_NULL) {
+        *out = 0;
+        return 0;
+    }
+    if (v->type != JSON_BOOL) {
+        snprintf(r->err, r->errlen, "%s: \"%s\".\"%s\" must be true or false", r->path, section, key);
+        return -1;
+    }
+    *out = v->boolean;
+    return 0;
+}
+
 /* Relative paths are taken from the config file's directory. */
 static int path_member(struct reader *r, const struct json *v, const char *what, char *out, size_t cap)
 {
@@ -172,6 +187,7 @@ int train_config_parse(const char *text, size_t len, const char *path, struct tr
         num(&r, train, "train", "beta1", 0.9, 0, 0.999999, &b1) ||
         num(&r, train, "train", "beta2", 0.95, 0, 0.9999999, &b2) || num(&r, train, "train", "eps", 1e-8, 0, 1, &eps) ||
         num(&r, train, "train", "grad_clip", 1.0, 0, 1e6, &clip) ||
+        flag(&r, train, "train", "recompute", &c->recompute) ||
         integer(&r, train, "train", "seed", 1234, 0, 9007199254740992.0, &seed) ||
         int32(&r, eval, "eval", "every", 100, 0, 1e9, &c->eval_every) ||
         int32(&r, eval, "eval", "batches", 4, 1, 1e6, &c->eval_batches) ||

@@ -95,6 +95,8 @@ static float *take(struct carve *k, size_t n)
     return p;
 }
 
+/* Recomputing models keep every layer's input but one shared set of the other activations, which the
+ * backward refills from that input just before each layer's backward. */
 static size_t plan_acts(struct train_model *tm, float *base)
 {
     const struct model_config *c = &tm->config;
@@ -103,11 +105,19 @@ static size_t plan_acts(struct train_model *tm, float *base)
     struct carve k = {base, 0};
     for (int l = 0; l < c->n_layers; l++) {
         struct train_layer_acts *a = &tm->acts[l];
-        a->x_in = take(&k, N * C), a->xn1 = take(&k, N * C), a->qkv = take(&k, N * QKV);
+        a->x_in = take(&k, N * C);
+        if (tm->recompute && l > 0) {
+            struct train_layer_acts shared = tm->acts[0];
+            shared.x_in = a->x_in;
+            *a = shared;
+            continue;
+        }
+        a->xn1 = take(&k, N * C), a->qkv = take(&k, N * QKV);
         a->att = take(&k, N * HD), a->lse = take(&k, N * c->n_heads);
         a->x_mid = take(&k, N * C), a->xn2 = take(&k, N * C);
         a->a = take(&k, N * F), a->b = take(&k, N * F), a->h = take(&k, N * F);
     }
+    tm->layer_act_floats = k.used;
     tm->x_out = take(&k, N * C), tm->xnf = take(&k, N * C), tm->logits = take(&k, N * V);
     tm->dx = take(&k, N * C), tm->dxn = take(&k, N * C), tm->datt = take(&k, N * HD);
     tm->dqkv = take(&k, N * QKV), tm->da = take(&k, N * F), tm->db = take(&k, N * F), tm->dh = take(&k, N * F);
@@ -126,7 +136,8 @@ static size_t plan_acts(struct train_model *tm, float *base)
 
 /* frozen: base's weights, borrowed, and no parameter buffers. */
 static struct train_model *model_new(const struct model_config *c, const struct model *frozen,
-                                     const struct train_linear_ops *ops, int B, int T, char *err, size_t errlen)
+                                     const struct train_linear_ops *ops, int B, int T, int recompute, char *err,
+                                     size_t errlen)
 {
     if (c->n_heads % c->n_kv_heads || c->head_dim % 2 || c->head_dim * c->n_heads != c->dim) {
         snprintf(err, errlen, "model shape: n_heads (%d) must be a multiple of n_kv_heads (%d) and hidden_size (%d) "
@@ -148,8 +159,9 @@ static struct train_model *model_new(const struct model_config *c, const struct 
     tm->acts = calloc((size_t)c->n_layers, sizeof *tm->acts);
     if (!tm->tensors || !tm->acts)
         goto oom;
-    size_t floats = plan_acts(tm, NULL);
-    tm->arena = calloc(floats, sizeof(float));
+    tm->recompute = recompute;
+    tm->arena_floats = plan_acts(tm, NULL);
+    tm->arena = calloc(tm->arena_floats, sizeof(float));
     if (!tm->arena)
         goto oom;
     if (frozen) {
@@ -183,13 +195,19 @@ oom:
 
 struct train_model *train_model_new(const struct model_config *c, int B, int T, char *err, size_t errlen)
 {
-    return model_new(c, NULL, NULL, B, T, err, errlen);
+    return model_new(c, NULL, NULL, B, T, 0, err, errlen);
+}
+
+struct train_model *train_model_new_recompute(const struct model_config *c, int B, int T, int recompute, char *err,
+                                              size_t errlen)
+{
+    return model_new(c, NULL, NULL, B, T, recompute, err, errlen);
 }
 
 struct train_model *train_model_new_frozen(const struct model *base, const struct train_linear_ops *ops, int B,
                                            int T, char *err, size_t errlen)
 {
-    return model_new(&base->config, base, ops, B, T, err, errlen);
+    return model_new(&base->config, base, ops, B, T, 0, err, errlen);
 }
 
 void train_model_free(struct train_model *tm)
@@ -323,34 +341,47 @@ static void linear_backward(struct train_model *tm, int layer, enum train_linear
         matmul_backward(dx, grad_of(tm, w->data), dy, x, w->data, N, w->cols, w->rows, tm->mm_scratch);
 }
 
-/* Forward to the logits, keeping every activation the backward reads. */
+/* Layer l from acts[l].x_in, filling acts[l] and writing the layer's output to next. */
+static void layer_forward(struct train_model *tm, int l, float *next, const int32_t *start, const int32_t *pos)
+{
+    const struct model_config *c = &tm->config;
+    const struct model_layer *L = &tm->view.layers[l];
+    struct train_layer_acts *a = &tm->acts[l];
+    int N = tm->B * tm->T, C = c->dim, F = c->hidden_dim;
+    float eps = c->rms_norm_eps;
+    rmsnorm_rows(a->xn1, a->x_in, L->attention_norm, N, C, eps);
+    linear_forward(tm, l, TRAIN_WQKV, &L->wqkv, a->qkv, a->xn1);
+    rope_qkv(tm, a->qkv, pos, 0);
+    attention_forward_train(a->att, a->lse, a->qkv, start, tm->B, tm->T, c->n_heads, c->n_kv_heads, c->head_dim);
+    /* dxn is free between layer backwards: a scratch [N, C] */
+    linear_forward(tm, l, TRAIN_WO, &L->wo, tm->dxn, a->att);
+    add_rows(a->x_mid, a->x_in, tm->dxn, (size_t)N * C);
+    rmsnorm_rows(a->xn2, a->x_mid, L->ffn_norm, N, C, eps);
+    linear_forward(tm, l, TRAIN_W1, &L->w1, a->a, a->xn2);
+    linear_forward(tm, l, TRAIN_W3, &L->w3, a->b, a->xn2);
+    swiglu_forward(a->h, a->a, a->b, N * F);
+    linear_forward(tm, l, TRAIN_W2, &L->w2, tm->dxn, a->h);
+    add_rows(next, a->x_mid, tm->dxn, (size_t)N * C);
+}
+
+static float *layer_output(struct train_model *tm, int l)
+{
+    return l + 1 < tm->config.n_layers ? tm->acts[l + 1].x_in : tm->x_out;
+}
+
+/* Forward to the logits, keeping every activation the backward reads (only the layer inputs, and the last
+ * layer's activations, when recomputing). */
 static void forward(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos)
 {
     const struct model_config *c = &tm->config;
     const struct model *m = &tm->view;
-    int N = tm->B * tm->T, C = c->dim, F = c->hidden_dim;
-    float eps = c->rms_norm_eps;
+    int N = tm->B * tm->T, C = c->dim;
     float *x = tm->acts[0].x_in;
     for (int i = 0; i < N; i++)
         nn_dequant_row(&m->tok_embeddings, tokens[i], x + (size_t)i * C);
-    for (int l = 0; l < c->n_layers; l++) {
-        struct train_layer_acts *a = &tm->acts[l];
-        const struct model_layer *L = &m->layers[l];
-        float *next = l + 1 < c->n_layers ? tm->acts[l + 1].x_in : tm->x_out;
-        rmsnorm_rows(a->xn1, a->x_in, L->attention_norm, N, C, eps);
-        linear_forward(tm, l, TRAIN_WQKV, &L->wqkv, a->qkv, a->xn1);
-        rope_qkv(tm, a->qkv, pos, 0);
-        attention_forward_train(a->att, a->lse, a->qkv, start, tm->B, tm->T, c->n_heads, c->n_kv_heads, c->head_dim);
-        linear_forward(tm, l, TRAIN_WO, &L->wo, tm->dxn, a->att); /* dxn is free until the backward: a scratch [N, C] */
-        add_rows(a->x_mid, a->x_in, tm->dxn, (size_t)N * C);
-        rmsnorm_rows(a->xn2, a->x_mid, L->ffn_norm, N, C, eps);
-        linear_forward(tm, l, TRAIN_W1, &L->w1, a->a, a->xn2);
-        linear_forward(tm, l, TRAIN_W3, &L->w3, a->b, a->xn2);
-        swiglu_forward(a->h, a->a, a->b, N * F);
-        linear_forward(tm, l, TRAIN_W2, &L->w2, tm->dxn, a->h);
-        add_rows(next, a->x_mid, tm->dxn, (size_t)N * C);
-    }
-    rmsnorm_rows(tm->xnf, tm->x_out, m->norm, N, C, eps);
+    for (int l = 0; l < c->n_layers; l++)
+        layer_forward(tm, l, layer_output(tm, l), start, pos);
+    rmsnorm_rows(tm->xnf, tm->x_out, m->norm, N, C, c->rms_norm_eps);
     linear_forward(tm, -1, TRAIN_OUTPUT, &m->output, tm->logits, tm->xnf);
 }
 
@@ -383,6 +414,9 @@ double train_forward_backward(struct train_model *tm, const int32_t *tokens, con
     rmsnorm_backward(tm->dx, grad_of(tm, m->norm), tm->dxn, tm->x_out, m->norm, N, C, eps);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         struct train_layer_acts *a = &tm->acts[l];
+        /* The shared activations hold the last layer's from the forward; the output rewritten is the same. */
+        if (tm->recompute && l + 1 < c->n_layers)
+            layer_forward(tm, l, layer_output(tm, l), start, pos);
         const struct model_layer *L = &m->layers[l];
         /* feed-forward: x_out = x_mid + w2(silu(w1 xn2) * w3 xn2); dx is d x_out, and flows on to x_mid */
         memset(tm->dh, 0, sizeof(float) * N * F);

@@ -190,7 +190,7 @@ static int prepare_model(struct run *r)
         mc->eos_token_id = tok_eos_id(r->tok) >= 0 ? tok_eos_id(r->tok) : mc->eos_token_id;
         mc->pad_token_id = tok_pad_id(r->tok) >= 0 ? tok_pad_id(r->tok) : mc->eos_token_id;
     }
-    r->tm = train_model_new(mc, r->cfg.micro_batch, r->cfg.seq_len, r->err, r->errlen);
+    r->tm = train_model_new_recompute(mc, r->cfg.micro_batch, r->cfg.seq_len, r->cfg.recompute, r->err, r->errlen);
     if (!r->tm)
         goto out;
     if (adamw_init(&r->opt, r->tm->n_params)) {
