@@ -3,17 +3,19 @@
 # train split's pre-training text, the same small model trained on the same number of tokens, and its bits per
 # character on the held-out valid split (melodist eval: summed negative log-likelihood of the tunes over their
 # characters, so tokenizers of any size are compared on the same text).
-# Usage: scripts/measure-vocab.sh [SIZE...]   (default 512 1024 2048 4096; work files in out/measure-vocab/)
-# MELODIST (./build/melodist), MELODIST_DATA (../shared/data), TOKENS (1048576 training tokens per size).
+# Usage: scripts/measure-vocab.sh [SIZE...]   (default 512 1024 2048 4096 8192; work files in out/measure-vocab/)
+# MELODIST (./build/melodist), MELODIST_DATA (../shared/data), TOKENS (1048576 training tokens per size),
+# SEED (1: initialisation and data order of the model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
 data_root=${MELODIST_DATA:-../shared/data}
 tokens=${TOKENS:-1048576}
+seed=${SEED:-1}
 sizes=("$@")
-(( ${#sizes[@]} )) || sizes=(512 1024 2048 4096)
+(( ${#sizes[@]} )) || sizes=(512 1024 2048 4096 8192)
 work=out/measure-vocab
-seq=512 batch=8
+seq=1024 batch=4 # a context that holds every held-out tune even at 512 pieces: all sizes see the same tunes
 steps=$(( (tokens + seq * batch - 1) / (seq * batch) ))
 
 [[ -x "$melodist" ]] || { echo "measure-vocab: $melodist not built (run: make build)" >&2; exit 1; }
@@ -23,8 +25,8 @@ if [[ ! -f "$work/data/pretrain.txt" ]]; then
   "$melodist" data build --out "$work/data" "$data_root"/*/*.abc
 fi
 
-echo "| vocab | chars/token (valid) | valid bits/token | valid bits/char | train tokens | params | seconds |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| vocab | chars/token (valid) | valid bits/token | valid bits/char | valid tunes (skipped) | train tokens | params | seconds |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for v in "${sizes[@]}"; do
   dir="$work/v$v"
   rm -rf "$dir" && mkdir -p "$dir"
@@ -37,7 +39,7 @@ for v in "${sizes[@]}"; do
   "tokenizer": "tokenizer/tokenizer.model",
   "data": {"sources": ["../data/pretrain.txt"], "valid_fraction": 0.01, "seq_len": $seq},
   "train": {"batch_size": $batch, "micro_batch": $batch, "steps": $steps, "lr": 3e-3, "min_lr": 3e-4,
-            "warmup_steps": 20, "decay": "cosine", "seed": 1},
+            "warmup_steps": 20, "decay": "cosine", "seed": $seed},
   "eval": {"every": $steps, "batches": 4},
   "checkpoint": {"dir": "run", "every": $steps, "keep": 1},
   "threads": 2
@@ -52,6 +54,7 @@ JSON
 import json, sys
 e = json.load(open(sys.argv[1]))
 bpc, bpt = e["bits_per_char"], e["bits_per_token"]
-print(f"| {sys.argv[2]} | {bpt / bpc:.3f} | {bpt:.3f} | {bpc:.3f} | {sys.argv[3]} | {sys.argv[4]} | {sys.argv[5]} |")
+tunes = f'{e["tunes"]} ({e["skipped_too_long"]})'
+print(f"| {sys.argv[2]} | {bpt / bpc:.3f} | {bpt:.3f} | {bpc:.3f} | {tunes} | {sys.argv[3]} | {sys.argv[4]} | {sys.argv[5]} |")
 PY
 done
