@@ -135,4 +135,10 @@ size_t abc_melody_find(const abc_melody *text, const abc_melody *phrase, bool rh
  * with a message when the fragment has no notes or does not parse. */
 int abc_melody_parse(const char *phrase, const char *key, abc_melody *out, char *err, size_t errsz);
 
+/* Written bar numbers (each once, in order) where the ABC fragment `phrase`, read in key `key`, starts in voice v
+ * of m; with rhythm the durations must match too. Writes at most max bars; 0 when the phrase does not parse,
+ * is not found, or memory runs out. */
+size_t abc_melody_bars(const abc_model *m, size_t v, const char *phrase, const char *key, bool rhythm, int *bars,
+                       size_t max);
+
 #endif

@@ -124,3 +124,23 @@ int abc_melody_parse(const char *phrase, const char *key, abc_melody *out, char 
     abc_file_free(f);
     return rc;
 }
+
+size_t abc_melody_bars(const abc_model *m, size_t v, const char *phrase, const char *key, bool rhythm, int *bars,
+                       size_t max)
+{
+    abc_melody text, ph;
+    char err[128];
+    if (abc_melody_of_voice(m, v, &text))
+        return 0;
+    size_t n = 0;
+    if (!abc_melody_parse(phrase, key, &ph, err, sizeof err)) {
+        size_t starts[64];
+        size_t found = abc_melody_find(&text, &ph, rhythm, starts, 64);
+        for (size_t i = 0; i < found && i < 64 && n < max; i++)
+            if (!n || bars[n - 1] != text.bar[starts[i]])
+                bars[n++] = text.bar[starts[i]];
+        abc_melody_free(&ph);
+    }
+    abc_melody_free(&text);
+    return n;
+}

@@ -375,26 +375,6 @@ static const char *unit_text(const struct tune *t, char *buf, size_t size)
     return buf;
 }
 
-/* Written bar numbers where the phrase (parsed in the tune's key) starts in voice 1, rhythm included. */
-static size_t find_phrase(const struct tune *t, const char *phrase_text, int *bars, size_t max)
-{
-    abc_melody text, ph;
-    char err[128];
-    if (abc_melody_of_voice(t->model, 0, &text))
-        abort();
-    size_t n = 0;
-    if (!abc_melody_parse(phrase_text, key_value(t), &ph, err, sizeof err)) {
-        size_t starts[64];
-        size_t found = abc_melody_find(&text, &ph, true, starts, 64);
-        for (size_t i = 0; i < found && i < 64 && n < max; i++)
-            if (!n || bars[n - 1] != text.bar[starts[i]])
-                bars[n++] = text.bar[starts[i]];
-        abc_melody_free(&ph);
-    }
-    abc_melody_free(&text);
-    return n;
-}
-
 /* ---------------------------------------------------------------- chords */
 
 static size_t chord_bars(const abc_analysis *a)
@@ -857,7 +837,7 @@ static void f_find_melody(struct ctx *c, int zh)
     struct data_buf ph = {0};
     int bars[64];
     size_t n;
-    if (pick_phrase_bar(c->t, c->off, &c->rng, &ph) >= 0 && (n = find_phrase(c->t, ph.data, bars, 64)) > 0) {
+    if (pick_phrase_bar(c->t, c->off, &c->rng, &ph) >= 0 && (n = abc_melody_bars(c->t->model, 0, ph.data, key_value(c->t), true, bars, 64)) > 0) {
         const char *args[] = {ph.data, c->t->text};
         PHRASE(&c->in, &c->rng, zh, zh_t, en_t, args, 2);
         data_buf_reset(&c->out);

@@ -124,26 +124,6 @@ static int same_melody(const abc_model *x, const abc_model *y)
     return same;
 }
 
-/* Bars where the phrase starts (rhythm included), as the pipeline reports them. */
-static size_t phrase_bars(const abc_model *m, const char *phrase, const char *key, int rhythm, int *bars, size_t max)
-{
-    abc_melody text, ph;
-    char err[128];
-    if (abc_melody_of_voice(m, 0, &text))
-        return 0;
-    size_t n = 0;
-    if (!abc_melody_parse(phrase, key, &ph, err, sizeof err)) {
-        size_t starts[64];
-        size_t found = abc_melody_find(&text, &ph, rhythm, starts, 64);
-        for (size_t i = 0; i < found && i < 64 && n < max; i++)
-            if (!n || bars[n - 1] != text.bar[starts[i]])
-                bars[n++] = text.bar[starts[i]];
-        abc_melody_free(&ph);
-    }
-    abc_melody_free(&text);
-    return n;
-}
-
 static const char *key_of(const abc_file *f)
 {
     const char *k = abc_tune_field(&f->tunes[0], 'K');
@@ -188,7 +168,7 @@ static const char *check(const char *task, const char *input, const char *output
             fail = "no delimited phrase";
             goto out;
         }
-        size_t n = phrase_bars(q.m, phrase, key_of(q.f), 1, bars, 64);
+        size_t n = abc_melody_bars(q.m, 0, phrase, key_of(q.f), true, bars, 64);
         size_t k = integers(output, v, 66);
         int same = n > 0 && k == n + 1 && (size_t)v[0] == n;
         for (size_t i = 0; same && i < n; i++)
@@ -240,7 +220,7 @@ static const char *check(const char *task, const char *input, const char *output
     } else if (!strcmp(task, "compose_motif")) {
         char motif[512];
         int bars[4];
-        if (delimited(input, motif, sizeof motif) || !phrase_bars(o.m, motif, key_of(o.f), 0, bars, 4))
+        if (delimited(input, motif, sizeof motif) || !abc_melody_bars(o.m, 0, motif, key_of(o.f), false, bars, 4))
             fail = "the motif is not in the answer";
     } else if (!strcmp(task, "compose_form")) {
         char form[64];
