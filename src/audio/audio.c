@@ -1,5 +1,8 @@
 /* MIDI to WAV through FluidSynth (see include/melodist/audio.h). */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,46 @@
 #define GAIN 0.6                 /* FluidSynth's default 0.2 leaves a single voice near -24 dBFS */
 #define SILENCE_SECONDS 0.1
 
+/* FluidSynth is loaded on first use, not linked: it brings PulseAudio, JACK, SDL2 and X11 along, and loading
+ * those cost every melodist command (abc check included) milliseconds of start-up. fluidsynth.h still gives
+ * the types and the constants; `fl` holds the functions. */
+#define FLUIDSYNTH_SONAME "libfluidsynth.so.3" /* FluidSynth 2.2 and later (Debian: libfluidsynth3) */
+#define FLUID_FUNCTIONS(X)                                                                                          \
+    X(fluid_set_log_function) X(new_fluid_settings) X(delete_fluid_settings) X(fluid_settings_setnum)               \
+    X(fluid_settings_setstr) X(fluid_settings_setint) X(new_fluid_synth) X(delete_fluid_synth)                      \
+    X(fluid_synth_sfload) X(fluid_synth_write_s16) X(new_fluid_player) X(delete_fluid_player)                       \
+    X(fluid_player_add_mem) X(fluid_player_play) X(fluid_player_get_status) X(fluid_player_get_total_ticks)         \
+    X(fluid_player_get_current_tick)
+
+static struct {
+#define FLUID_POINTER(name) __typeof__(&name) name;
+    FLUID_FUNCTIONS(FLUID_POINTER)
+#undef FLUID_POINTER
+} fl;
+static bool fl_loaded;
+static char fl_load_error[512];
+static pthread_once_t fl_once = PTHREAD_ONCE_INIT;
+
+static void load_fluidsynth(void)
+{
+    void *lib = dlopen(FLUIDSYNTH_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(fl_load_error, sizeof fl_load_error, "cannot load FluidSynth: %s (install libfluidsynth3)",
+                 dlerror());
+        return;
+    }
+#define FLUID_LOOKUP(name)                                                                                          \
+    if (!(fl.name = (__typeof__(fl.name))dlsym(lib, #name))) {                                                      \
+        snprintf(fl_load_error, sizeof fl_load_error, "%s has no %s (FluidSynth 2.2 or later needed)",             \
+                 FLUIDSYNTH_SONAME, #name);                                                                         \
+        dlclose(lib);                                                                                               \
+        return;                                                                                                     \
+    }
+    FLUID_FUNCTIONS(FLUID_LOOKUP)
+#undef FLUID_LOOKUP
+    fl_loaded = true;
+}
+
 /* FluidSynth reports through a process-wide log hook; keep its last error for our message. */
 static _Thread_local char fluid_last_error[256];
 
@@ -28,11 +71,11 @@ static void keep_fluid_error(int level, const char *message, void *data)
 
 static void silence_fluid_log(void)
 {
-    fluid_set_log_function(FLUID_PANIC, keep_fluid_error, NULL);
-    fluid_set_log_function(FLUID_ERR, keep_fluid_error, NULL);
-    fluid_set_log_function(FLUID_WARN, NULL, NULL);
-    fluid_set_log_function(FLUID_INFO, NULL, NULL);
-    fluid_set_log_function(FLUID_DBG, NULL, NULL);
+    fl.fluid_set_log_function(FLUID_PANIC, keep_fluid_error, NULL);
+    fl.fluid_set_log_function(FLUID_ERR, keep_fluid_error, NULL);
+    fl.fluid_set_log_function(FLUID_WARN, NULL, NULL);
+    fl.fluid_set_log_function(FLUID_INFO, NULL, NULL);
+    fl.fluid_set_log_function(FLUID_DBG, NULL, NULL);
 }
 
 static void put_le(unsigned char *p, uint32_t v, int bytes)
@@ -68,11 +111,11 @@ struct renderer {
 static void renderer_free(struct renderer *r)
 {
     if (r->player)
-        delete_fluid_player(r->player);
+        fl.delete_fluid_player(r->player);
     if (r->synth)
-        delete_fluid_synth(r->synth);
+        fl.delete_fluid_synth(r->synth);
     if (r->settings)
-        delete_fluid_settings(r->settings);
+        fl.delete_fluid_settings(r->settings);
 }
 
 static int renderer_init(struct renderer *r, const unsigned char *midi, size_t len, const char *soundfont,
@@ -80,26 +123,26 @@ static int renderer_init(struct renderer *r, const unsigned char *midi, size_t l
 {
     memset(r, 0, sizeof *r);
     fluid_last_error[0] = 0;
-    r->settings = new_fluid_settings();
+    r->settings = fl.new_fluid_settings();
     if (!r->settings)
         goto synth_failed;
-    fluid_settings_setnum(r->settings, "synth.sample-rate", sample_rate);
+    fl.fluid_settings_setnum(r->settings, "synth.sample-rate", sample_rate);
     /* Offline rendering: the player advances with the samples synthesised, not with the wall clock. */
-    fluid_settings_setstr(r->settings, "player.timing-source", "sample");
-    fluid_settings_setint(r->settings, "synth.lock-memory", 0);
-    fluid_settings_setnum(r->settings, "synth.gain", GAIN);
-    r->synth = new_fluid_synth(r->settings);
+    fl.fluid_settings_setstr(r->settings, "player.timing-source", "sample");
+    fl.fluid_settings_setint(r->settings, "synth.lock-memory", 0);
+    fl.fluid_settings_setnum(r->settings, "synth.gain", GAIN);
+    r->synth = fl.new_fluid_synth(r->settings);
     if (!r->synth)
         goto synth_failed;
-    if (fluid_synth_sfload(r->synth, soundfont, 1) == FLUID_FAILED) {
+    if (fl.fluid_synth_sfload(r->synth, soundfont, 1) == FLUID_FAILED) {
         snprintf(err, errlen, "cannot load soundfont %s%s%s (install fluid-soundfont-gm or pass another .sf2)",
                  soundfont, fluid_last_error[0] ? ": " : "", fluid_last_error);
         return AUDIO_ESOUNDFONT;
     }
-    r->player = new_fluid_player(r->synth);
+    r->player = fl.new_fluid_player(r->synth);
     if (!r->player)
         goto synth_failed;
-    if (fluid_player_add_mem(r->player, midi, len) != FLUID_OK || fluid_player_play(r->player) != FLUID_OK) {
+    if (fl.fluid_player_add_mem(r->player, midi, len) != FLUID_OK || fl.fluid_player_play(r->player) != FLUID_OK) {
         snprintf(err, errlen, "FluidSynth rejected the MIDI data%s%s", fluid_last_error[0] ? ": " : "",
                  fluid_last_error);
         return AUDIO_EMIDI;
@@ -126,7 +169,7 @@ static int render_frames(struct renderer *r, FILE *f, int sample_rate, double ta
             snprintf(err, errlen, "the music lasts more than %.0f s; refusing to render it", max_seconds);
             return AUDIO_ETOOLONG;
         }
-        if (fluid_synth_write_s16(r->synth, BLOCK_FRAMES, block, 0, 2, block, 1, 2) != FLUID_OK) {
+        if (fl.fluid_synth_write_s16(r->synth, BLOCK_FRAMES, block, 0, 2, block, 1, 2) != FLUID_OK) {
             snprintf(err, errlen, "FluidSynth failed while rendering");
             return AUDIO_ESYNTH;
         }
@@ -143,9 +186,9 @@ static int render_frames(struct renderer *r, FILE *f, int sample_rate, double ta
         res->frames += BLOCK_FRAMES;
         if (playing) {
             /* The player reports "playing" until the last voice has faded; the music ends at its last tick. */
-            int total = fluid_player_get_total_ticks(r->player);
-            playing = fluid_player_get_status(r->player) == FLUID_PLAYER_PLAYING &&
-                      (total <= 0 || fluid_player_get_current_tick(r->player) < total);
+            int total = fl.fluid_player_get_total_ticks(r->player);
+            playing = fl.fluid_player_get_status(r->player) == FLUID_PLAYER_PLAYING &&
+                      (total <= 0 || fl.fluid_player_get_current_tick(r->player) < total);
             res->music_frames = res->frames;
         } else {
             tail += BLOCK_FRAMES;
@@ -168,6 +211,11 @@ int audio_render_midi(const unsigned char *midi, size_t len, const char *wav_pat
         snprintf(err, errlen, "soundfont %s: %s (install fluid-soundfont-gm or pass another .sf2)", soundfont,
                  strerror(errno));
         return AUDIO_ESOUNDFONT;
+    }
+    pthread_once(&fl_once, load_fluidsynth);
+    if (!fl_loaded) {
+        snprintf(err, errlen, "%s", fl_load_error);
+        return AUDIO_ESYNTH;
     }
     silence_fluid_log();
     struct renderer r;
