@@ -1,7 +1,7 @@
 /* Kernels: number formats, weight matrices (f32/f16/bf16/q8/q4), threaded matvec/matmul, and the
  * per-operation forward passes of a transformer. All arithmetic accumulates in f32.
- * SIMD (AVX-512 F/BW/VL/VNNI, else AVX2+FMA+F16C) is chosen at run time; MELODIST_SIMD=avx2|none caps the
- * level (MELODIST_NO_SIMD=1 is none: the portable C path).
+ * SIMD (AVX-512 F/BW/VL/VNNI with BF16, without, else AVX2+FMA+F16C) is chosen at run time;
+ * MELODIST_SIMD=avx512|avx2|none caps the level (MELODIST_NO_SIMD=1 is none: the portable C path).
  * Threads: one pool sized to the online cores (MELODIST_THREADS=N overrides). */
 #ifndef MELODIST_NN_H
 #define MELODIST_NN_H
@@ -22,7 +22,7 @@ uint16_t nn_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
  *   NN_Q4: 16 bytes per block; byte j holds value j (low nibble) and value j+16 (high nibble),
  *          value = scale * (nibble - 8), scale = -(value of largest magnitude) / 8 (as ggml's Q4_0). */
 #define NN_QBLOCK 32
-#define NN_MAX_COLS 65536 /* longest row of a quantised matrix (the activations are quantised on the stack) */
+#define NN_MAX_COLS 65536 /* longest row of a q8/q4/bf16 matrix (one token's activations are converted on the stack) */
 
 enum nn_dtype { NN_F32, NN_F16, NN_BF16, NN_Q8, NN_Q4 };
 
@@ -41,7 +41,8 @@ void nn_quantize_row_q8(const float *x, int cols, int8_t *q, uint16_t *scales);
 void nn_quantize_row_q4(const float *x, int cols, uint8_t *q, uint16_t *scales);
 
 /* y[rows] = W x (decode). For q8/q4 matrices (cols <= NN_MAX_COLS) x is first quantised to q8 blocks like the
- * weights (absmax/127, f16 scale), so each block product is an integer dot, as llama.cpp does. */
+ * weights (absmax/127, f16 scale), so each block product is an integer dot, as llama.cpp does; for bf16 matrices
+ * (cols <= NN_MAX_COLS) x is first rounded to bf16 (nearest even), as llama.cpp does, so each product is exact. */
 void nn_matvec(float *y, const struct nn_matrix *w, const float *x);
 /* y[n][rows] = x[n][cols] W^T (prefill); n == 1 is nn_matvec. */
 void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n);
@@ -52,7 +53,7 @@ int nn_threads(void);                 /* starts the pool on first use */
 void nn_set_threads(int n);           /* 0 = online cores */
 /* Calls fn(ctx, begin, end, thread) on disjoint ranges covering [0, n), one per pool thread; thread < nn_threads(). */
 void nn_parallel_for(int n, void (*fn)(void *ctx, int begin, int end, int thread), void *ctx);
-const char *nn_simd_name(void);       /* "avx512", "avx2" or "generic" */
+const char *nn_simd_name(void);       /* "avx512bf16", "avx512", "avx2" or "generic" */
 
 /* ---- operation forwards (backward twins live beside them) ---- */
 void rmsnorm_forward(float *out, const float *x, const float *weight, int dim, float eps);

@@ -1,11 +1,12 @@
 /* Matrix-vector (decode) and matrix-matrix (prefill) products over any weight format.
  *
  * f32/f16/bf16 weights: decode streams each row once through a fused convert-and-dot kernel; prefill
- * converts a tile of rows to f32 scratch once and reuses it for every token.
+ * converts a tile of rows to f32 scratch once and reuses it for every token. bf16 weights meet activations
+ * rounded to bf16 (as ggml's do); with AVX-512 BF16 both stay bf16 and vdpbf16ps multiplies them in place.
  * q8/q4 weights: the activations are quantised to q8 blocks first (as ggml does), so each block's dot
  * product is an integer one, scaled by weight scale * activation scale.
- * Kernel sets: portable C, AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL, VNNI), the best the processor has unless
- * MELODIST_SIMD caps it. Rows are split across the thread pool. */
+ * Kernel sets: portable C, AVX2 (+FMA, F16C), AVX-512 (F, BW, VL, VNNI) and AVX-512 with BF16, the best the
+ * processor has unless MELODIST_SIMD caps it. Rows are split across the thread pool. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,11 @@ struct kernels {
     /* prefill: rows r0..r0+15 repacked into scratch (repack_bytes), then met by 4 tokens at a time; or NULL */
     void (*repack16)(const struct nn_matrix *w, int r0, void *scratch);
     void (*qdot16)(const void *scratch, size_t blocks, const struct qact *a, int t0, float *y, size_t ystride);
+    /* bf16 weights against activations packed as bf16 (to_bf16), or NULL: the f32 kernels above then meet the
+     * activations rounded to bf16 as floats. bf16_dot4xn: 4 rows x nt <= tokens tokens, out[t][r]. */
+    void (*to_bf16)(const float *x, int n, uint16_t *out);
+    float (*bf16_dot)(const uint16_t *w, const uint16_t *x, int n);
+    void (*bf16_dot4xn)(const uint16_t *const rows[4], const uint16_t *const xs[], int nt, int n, float out[][4]);
 };
 
 /* Prefill of q8/q4 rows 16 at a time: a tile of 16 rows is first repacked (per thread, once per product) so
@@ -138,7 +144,8 @@ static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *
 }
 
 static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic, 3,
-                                       row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL, NULL, NULL};
+                                       row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL, NULL, NULL,
+                                       NULL,            NULL,           NULL};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
 #if defined(__x86_64__) || defined(__i386__)
@@ -338,7 +345,8 @@ SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact
         qdot_avx2_format(w, row, a, t0, nt, out, 0);
 }
 
-static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, 3, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL, NULL, NULL};
+static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, 3, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL, NULL, NULL,
+                                    NULL, NULL, NULL};
 /* ---- AVX-512 kernels (F, BW, VL, VNNI): 16 floats or 64 int8 per register ---- */
 #define SIMD512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -692,7 +700,119 @@ SIMD512 static void qdot16_avx512(const void *scratch, size_t blocks, const stru
 }
 
 static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x6_avx512, 6,
-                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4x4_avx512, repack16_avx512, qdot16_avx512};
+                                      row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4x4_avx512, repack16_avx512, qdot16_avx512,
+                                      NULL,           NULL,           NULL};
+
+/* ---- AVX-512 BF16: vdpbf16ps multiplies 32 bf16 pairs and adds each pair's two products into one of 16 f32
+ * lanes, twice the multiply-adds of an f32 FMA per instruction. bf16 weights meet activations packed as bf16
+ * (the rounding every kernel level applies to them, see nn_matmul). Both instructions treat subnormal inputs
+ * as zero and vcvtneps2bf16 flushes subnormal results; activations and weights that small add nothing
+ * visible to a sum. */
+#define SIMD512BF __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,avx2,fma,f16c")))
+
+SIMD512BF static void to_bf16_avx512bf(const float *x, int n, uint16_t *out)
+{
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = mask16(n, i);
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+        _mm256_mask_storeu_epi16(out + i, m, (__m256i)h);
+    }
+}
+
+/* bf16 lanes i..i+31 still inside n */
+SIMD512BF static __mmask32 mask32(int n, int i)
+{
+    return n - i >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << (n - i)) - 1);
+}
+
+SIMD512BF static __m512bh load_bf16(const uint16_t *p, __mmask32 m)
+{
+    return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
+}
+
+/* Decode: one weight row streamed from memory (see PREFETCH_AHEAD) against the packed activations. */
+SIMD512BF static float bf16_dot_avx512bf(const uint16_t *w, const uint16_t *x, int n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 128 <= n; i += 128) {
+        for (int line = 0; line < 256; line += 64)
+            _mm_prefetch((const char *)(w + i) + PREFETCH_AHEAD + line, _MM_HINT_T0);
+        s0 = _mm512_dpbf16_ps(s0, load_bf16(w + i, ~0u), load_bf16(x + i, ~0u));
+        s1 = _mm512_dpbf16_ps(s1, load_bf16(w + i + 32, ~0u), load_bf16(x + i + 32, ~0u));
+        s2 = _mm512_dpbf16_ps(s2, load_bf16(w + i + 64, ~0u), load_bf16(x + i + 64, ~0u));
+        s3 = _mm512_dpbf16_ps(s3, load_bf16(w + i + 96, ~0u), load_bf16(x + i + 96, ~0u));
+    }
+    for (; i < n; i += 32) {
+        __mmask32 m = mask32(n, i);
+        s0 = _mm512_dpbf16_ps(s0, load_bf16(w + i, m), load_bf16(x + i, m));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+/* The sums of a, b, c and d in one tree (a quarter of the shuffles of four separate reductions). */
+SIMD512BF static __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    /* 128-bit quarters: ab = [a0+a2, a1+a3, b0+b2, b1+b3], then abcd = one quarter per input */
+    __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+    abcd = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(1, 0, 3, 2)));
+    abcd = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                          0, 0), abcd));
+}
+
+/* Prefill: 4 rows x nt tokens (a constant after inlining, <= 6): 24 accumulators, 6 activation vectors and a
+ * weight vector fill 31 of the 32 registers. */
+static inline __attribute__((always_inline)) SIMD512BF void bf16_dot4xn_tokens(const uint16_t *const r[4],
+                                                                               const uint16_t *const xs[], int nt,
+                                                                               int n, float out[][4])
+{
+    __m512 acc[6][4];
+#pragma GCC unroll 6
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            acc[t][q] = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 32) {
+        __mmask32 m = mask32(n, i);
+        __m512bh x[6];
+#pragma GCC unroll 6
+        for (int t = 0; t < nt; t++)
+            x[t] = load_bf16(xs[t] + i, m);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            __m512bh w = load_bf16(r[q] + i, m);
+#pragma GCC unroll 6
+            for (int t = 0; t < nt; t++)
+                acc[t][q] = _mm512_dpbf16_ps(acc[t][q], w, x[t]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < nt; t++)
+        _mm_storeu_ps(out[t], hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]));
+}
+
+SIMD512BF static void bf16_dot4xn_avx512bf(const uint16_t *const r[4], const uint16_t *const xs[], int nt, int n,
+                                           float out[][4])
+{
+    switch (nt) {
+    case 1: bf16_dot4xn_tokens(r, xs, 1, n, out); break;
+    case 2: bf16_dot4xn_tokens(r, xs, 2, n, out); break;
+    case 3: bf16_dot4xn_tokens(r, xs, 3, n, out); break;
+    case 4: bf16_dot4xn_tokens(r, xs, 4, n, out); break;
+    case 5: bf16_dot4xn_tokens(r, xs, 5, n, out); break;
+    default: bf16_dot4xn_tokens(r, xs, 6, n, out); break;
+    }
+}
+
+static const struct kernels avx512bf16 = {"avx512bf16", dot_avx512, dot4_avx512, dot4x6_avx512, 6, row_dot_avx512,
+                                          dequant_avx512, qdot_avx512, 1, qdot4x4_avx512, repack16_avx512,
+                                          qdot16_avx512, to_bf16_avx512bf, bf16_dot_avx512bf, bf16_dot4xn_avx512bf};
 #else
 #define HAVE_SIMD 0
 #endif
@@ -702,8 +822,8 @@ static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx51
 static const struct kernels *k;
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
-/* The best level the processor has, capped by MELODIST_SIMD=avx512|avx2|none (the tests run every level);
- * MELODIST_NO_SIMD=1 is MELODIST_SIMD=none. */
+/* The best level the processor has, capped by MELODIST_SIMD=avx512bf16|avx512|avx2|none (the tests run every
+ * level); MELODIST_NO_SIMD=1 is MELODIST_SIMD=none. */
 static void choose_kernels(void)
 {
     k = &generic;
@@ -719,6 +839,8 @@ static void choose_kernels(void)
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512vnni"))
         k = &avx512;
+    if (k == &avx512 && !(level && !strcmp(level, "avx512")) && __builtin_cpu_supports("avx512bf16"))
+        k = &avx512bf16;
 #endif
 }
 
@@ -823,6 +945,7 @@ struct matmul_job {
     float *y;
     const struct nn_matrix *w;
     const float *x;
+    const uint16_t *xb; /* bf16 weights with the bf16 kernels: the activations packed as bf16 */
     struct qact a;
     int n;
     void *scratch; /* n > 1: per thread, float weights TILE_ROWS * cols, or the repacked tile (NULL: none) */
@@ -874,6 +997,42 @@ static void float_tiles(void *ctx, int begin, int end, int thread)
     }
 }
 
+/* bf16 weights with the bf16 kernels: rows are read in place. Each group of tokens meets the tile's 8 rows 4 at
+ * a time, so its activations come from L2 the second time. */
+static void bf16_tiles(void *ctx, int begin, int end, int thread)
+{
+    struct matmul_job *j = ctx;
+    const struct nn_matrix *w = j->w;
+    const uint16_t *data = w->data;
+    size_t cols = (size_t)w->cols;
+    (void)thread;
+    for (int t = begin; t < end; t++) {
+        int r0 = t * TILE_ROWS, r1 = r0 + TILE_ROWS < w->rows ? r0 + TILE_ROWS : w->rows, r4 = r0 + (r1 - r0) / 4 * 4;
+        if (j->n == 1) {
+            for (int r = r0; r < r1; r++)
+                j->y[r] = k->bf16_dot(data + r * cols, j->xb, (int)cols);
+            continue;
+        }
+        for (int i = 0; i < j->n; i += k->tokens) {
+            int nt = j->n - i < k->tokens ? j->n - i : k->tokens;
+            const uint16_t *xs[MAX_TOKENS];
+            for (int u = 0; u < nt; u++)
+                xs[u] = j->xb + (size_t)(i + u) * cols;
+            for (int r = r0; r < r4; r += 4) {
+                const uint16_t *rows[4] = {data + r * cols, data + (r + 1) * cols, data + (r + 2) * cols,
+                                           data + (r + 3) * cols};
+                float out[MAX_TOKENS][4];
+                k->bf16_dot4xn(rows, xs, nt, (int)cols, out);
+                for (int u = 0; u < nt; u++)
+                    memcpy(j->y + (size_t)(i + u) * w->rows + r, out[u], sizeof out[u]);
+            }
+            for (int r = r4; r < r1; r++)
+                for (int u = 0; u < nt; u++)
+                    j->y[(size_t)(i + u) * w->rows + r] = k->bf16_dot(data + r * cols, xs[u], (int)cols);
+        }
+    }
+}
+
 /* The tile's rows (a few KiB) stay in L1 while each group of QDOT_MAX tokens meets every one of them; with
  * repack16, a full tile meets 4 tokens at a time in its repacked form first. */
 static void quantised_tiles(void *ctx, int begin, int end, int thread)
@@ -907,17 +1066,45 @@ static void quantised_tiles(void *ctx, int begin, int end, int thread)
     }
 }
 
+/* bf16 weights meet the activations rounded to bf16, as llama.cpp's do, at every kernel level: each product
+ * of two bf16 values is exact in f32, which lets vdpbf16ps do twice the work of an f32 FMA. Into mem: packed
+ * as bf16 for the bf16 kernels, else as the rounded floats. */
+static void round_to_bf16(const float *x, size_t count, void *mem)
+{
+    if (k->to_bf16) {
+        for (size_t i = 0; i < count; i += NN_MAX_COLS)
+            k->to_bf16(x + i, count - i < NN_MAX_COLS ? (int)(count - i) : NN_MAX_COLS, (uint16_t *)mem + i);
+        return;
+    }
+    float *out = mem;
+    for (size_t i = 0; i < count; i++)
+        out[i] = nn_bf16_to_f32(nn_f32_to_bf16(x[i]));
+}
+
 /* One token needs no heap memory (decode never fails); more tokens fall back to one at a time when the
  * scratch cannot be allocated. */
 void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
 {
     select_kernels();
-    struct matmul_job job = {y, w, x, {0}, n, NULL};
+    struct matmul_job job = {y, w, x, NULL, {0}, n, NULL};
     _Alignas(64) unsigned char one[(3 * NN_MAX_COLS / NN_QBLOCK + 2 * NN_MAX_COLS / 4 + 2 * NN_MAX_COLS / 8) * sizeof(float) +
                                    2 * NN_MAX_COLS];
+    _Static_assert(sizeof one >= NN_MAX_COLS * sizeof(float), "one token's bf16-rounded activations fit");
     void *mem = NULL;
     int ok = 1;
-    if (quantised(w)) {
+    if (w->dtype == NN_BF16) {
+        size_t count = (size_t)n * (size_t)w->cols;
+        mem = n == 1 ? one : malloc(count * (k->to_bf16 ? sizeof(uint16_t) : sizeof(float)));
+        if (n > 1 && !k->bf16_dot)
+            job.scratch = malloc((size_t)nn_threads() * TILE_ROWS * (size_t)w->cols * sizeof(float));
+        if ((ok = mem && (n == 1 || k->bf16_dot || job.scratch))) {
+            round_to_bf16(x, count, mem);
+            if (k->bf16_dot)
+                job.xb = mem;
+            else
+                job.x = mem;
+        }
+    } else if (quantised(w)) {
         mem = n == 1 ? one : malloc(qact_bytes((size_t)n, (size_t)w->cols));
         if (k->repack16 && n >= 4)
             job.scratch = malloc((size_t)nn_threads() * repack_bytes((size_t)w->cols / NN_QBLOCK));
@@ -928,6 +1115,8 @@ void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
         ok = job.scratch != NULL;
     }
     if (!ok) {
+        if (mem != one)
+            free(mem);
         free(job.scratch);
         for (int i = 0; i < n; i++)
             nn_matmul(y + (size_t)i * w->rows, w, x + (size_t)i * w->cols, 1);
@@ -935,6 +1124,8 @@ void nn_matmul(float *y, const struct nn_matrix *w, const float *x, int n)
     }
     if (quantised(w))
         nn_parallel_for((w->rows + QTILE_ROWS - 1) / QTILE_ROWS, quantised_tiles, &job);
+    else if (job.xb)
+        nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, bf16_tiles, &job);
     else
         nn_parallel_for((w->rows + TILE_ROWS - 1) / TILE_ROWS, float_tiles, &job);
     if (mem != one)

@@ -1,6 +1,7 @@
 /* Kernel checks: f16 conversions against the processor's F16C instructions (every half, and many floats),
  * bf16 rounding against its definition, quantisation error bounds, and matvec/matmul of every weight format
- * against a double-precision sum over the dequantised weights. Run at every SIMD level (MELODIST_SIMD). */
+ * against a double-precision sum over the dequantised weights (and the activations as the format rounds them).
+ * Run at every SIMD level (MELODIST_SIMD). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +119,7 @@ static void check_quantisation(void)
 static void check_products(enum nn_dtype dtype, int COLS)
 {
     enum { ROWS = 37, N = 7, MAX_COLS = 352 };
-    static float wf[ROWS * MAX_COLS], x[N * MAX_COLS], y[N * ROWS], y1[ROWS], xq[N * MAX_COLS];
+    static float wf[ROWS * MAX_COLS], x[N * MAX_COLS], y[N * ROWS], y5[N * ROWS], y1[ROWS], xq[N * MAX_COLS];
     static uint16_t h[ROWS * MAX_COLS], scales[ROWS * MAX_COLS / NN_QBLOCK], xs[MAX_COLS / NN_QBLOCK];
     static int8_t q8[ROWS * MAX_COLS], xq8[MAX_COLS];
     static uint8_t q4[ROWS * MAX_COLS / 2];
@@ -139,8 +140,12 @@ static void check_products(enum nn_dtype dtype, int COLS)
     }
     w.data = dtype == NN_F32 ? (const void *)wf : dtype == NN_Q8 ? (const void *)q8 : dtype == NN_Q4 ? (const void *)q4 : h;
     w.scales = dtype == NN_Q8 || dtype == NN_Q4 ? scales : NULL;
-    /* Quantised weights meet q8-quantised activations (the documented scheme); others meet x as is. */
+    /* Quantised weights meet q8-quantised activations, bf16 weights activations rounded to bf16 (the documented
+     * schemes); others meet x as is. */
     memcpy(xq, x, (size_t)N * COLS * sizeof *x);
+    if (dtype == NN_BF16)
+        for (int i = 0; i < N * COLS; i++)
+            xq[i] = nn_bf16_to_f32(nn_f32_to_bf16(x[i]));
     if (dtype == NN_Q8 || dtype == NN_Q4)
         for (int t = 0; t < N; t++) {
             struct nn_matrix a = {NN_Q8, 1, COLS, xq8, xs};
@@ -148,6 +153,7 @@ static void check_products(enum nn_dtype dtype, int COLS)
             nn_dequant_row(&a, 0, xq + t * COLS);
         }
     nn_matmul(y, &w, x, N);
+    nn_matmul(y5, &w, x, 5); /* another split of the tokens into the kernels' register blocks */
     double worst = 0;
     float row[MAX_COLS];
     for (int r = 0; r < ROWS; r++) {
@@ -157,6 +163,8 @@ static void check_products(enum nn_dtype dtype, int COLS)
             for (int i = 0; i < COLS; i++)
                 want += (double)row[i] * xq[t * COLS + i], mag += fabs((double)row[i] * xq[t * COLS + i]);
             worst = fmax(worst, fabs(y[t * ROWS + r] - want) / mag);
+            if (t < 5)
+                worst = fmax(worst, fabs(y5[t * ROWS + r] - want) / mag);
             if (t == 2) {
                 nn_matvec(y1, &w, x + t * COLS);
                 CHECK(fabs(y1[r] - want) <= 1e-5 * mag, "%s matvec row %d: %g vs %g", nn_dtype_name(dtype), r,

@@ -60,8 +60,14 @@ def apply_rope(x, positions, inv_freq, cfg):
     return x * cos + rotate_half(x) * sin
 
 
-def forward(w, cfg, tokens, past=None):
-    """Logits [n, vocab] for tokens after the cached past; returns (logits, new_past)."""
+def round_bf16(x):
+    """Activations as bf16 weight matrices meet them (melodist and llama.cpp round them to bf16)."""
+    return x.to(torch.bfloat16).float()
+
+
+def forward(w, cfg, tokens, past=None, act=lambda x: x):
+    """Logits [n, vocab] for tokens after the cached past; returns (logits, new_past).
+    act(x) is what each weight matrix multiplies instead of x (round_bf16 for bf16 weights)."""
     H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D, G, eps = cfg["hidden_size"] // H, H // KV, cfg["rms_norm_eps"]
     n = len(tokens)
@@ -73,7 +79,7 @@ def forward(w, cfg, tokens, past=None):
     for layer in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % layer
         x = rms_norm(h, w[p + "attention_norm.weight"], eps)
-        qkv = (x @ w[p + "attention.wqkv.weight"].T).view(n, KV, G + 2, D)
+        qkv = (act(x) @ w[p + "attention.wqkv.weight"].T).view(n, KV, G + 2, D)
         q = qkv[:, :, :G, :].reshape(n, H, D)
         k, v = qkv[:, :, -2, :], qkv[:, :, -1, :]
         q, k = apply_rope(q, positions, inv_freq, cfg), apply_rope(k, positions, inv_freq, cfg)
@@ -87,26 +93,26 @@ def forward(w, cfg, tokens, past=None):
         scores = scores.masked_fill(~visible, torch.finfo(scores.dtype).min)
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         att = torch.einsum("hnt,thd->nhd", probs, v_rep).reshape(n, H * D)
-        h = h + att @ w[p + "attention.wo.weight"].T
+        h = h + act(att) @ w[p + "attention.wo.weight"].T
         x = rms_norm(h, w[p + "ffn_norm.weight"], eps)
-        gate, up = x @ w[p + "feed_forward.w1.weight"].T, x @ w[p + "feed_forward.w3.weight"].T
-        h = h + (torch.nn.functional.silu(gate) * up) @ w[p + "feed_forward.w2.weight"].T
+        gate, up = act(x) @ w[p + "feed_forward.w1.weight"].T, act(x) @ w[p + "feed_forward.w3.weight"].T
+        h = h + act(torch.nn.functional.silu(gate) * up) @ w[p + "feed_forward.w2.weight"].T
     h = rms_norm(h, w["model.norm.weight"], eps)
     out = w["model.tok_embeddings.weight"] if cfg["tie_word_embeddings"] else w["output.weight"]
-    return (h @ out.T).float(), new_past
+    return (act(h) @ out.T).float(), new_past
 
 
-def greedy(w, cfg, prompt, steps):
+def greedy(w, cfg, prompt, steps, act=lambda x: x):
     """Prefill the prompt, then decode one token at a time with the cache (as HF generate does).
     Returns the tokens and the smallest top-1/top-2 logit gap seen (how robust the continuation is)."""
-    logits, past = forward(w, cfg, prompt)
+    logits, past = forward(w, cfg, prompt, act=act)
     out, margin = [], float("inf")
     for _ in range(steps):
         top2 = torch.topk(logits[-1], 2).values
         margin = min(margin, float(top2[0] - top2[1]))
         tok = int(torch.argmax(logits[-1]))
         out.append(tok)
-        logits, past = forward(w, cfg, [tok], past)
+        logits, past = forward(w, cfg, [tok], past, act)
     return out, margin
 
 
@@ -220,10 +226,11 @@ def main():
         for variant, weights, shards in variants:
             d = "%s_%s" % (name, variant)
             save_model(os.path.join(out, d), cfg, weights, shards)
-            ref = {k: v.float() for k, v in weights.items()}  # bf16 reference: rounded weights, f32 maths
+            # bf16 reference: rounded weights meeting rounded activations, f32 maths
+            ref = {k: v.float() for k, v in weights.items()}
             with torch.no_grad():
-                vlogits = logits if weights is w else forward(ref, cfg, tokens)[0]
-                vcont, vmargin = (cont, margin) if weights is w else greedy(ref, cfg, prompt, GREEDY_STEPS)
+                vlogits = logits if weights is w else forward(ref, cfg, tokens, act=round_bf16)[0]
+                vcont, vmargin = (cont, margin) if weights is w else greedy(ref, cfg, prompt, GREEDY_STEPS, round_bf16)
             vlogits.numpy().astype("<f4").tofile(os.path.join(out, d + ".logits"))
             manifest.append({"name": d, "dir": d, "variant": variant, "tokens": tokens, "prompt": prompt,
                              "greedy": vcont, "greedy_margin": vmargin, "vocab_size": cfg["vocab_size"],
