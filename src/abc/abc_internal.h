@@ -10,6 +10,7 @@
 typedef struct abc_arena abc_arena;
 abc_arena *abc_arena_new(void);
 void abc_arena_free(abc_arena *a);
+void abc_arena_reset(abc_arena *a); /* everything allocated is freed; the memory is kept for reuse */
 void *abc_arena_alloc(abc_arena *a, size_t size); /* zeroed, 8-byte aligned; NULL when out of memory */
 char *abc_arena_strndup(abc_arena *a, const char *s, size_t n);
 
@@ -53,6 +54,14 @@ void abc_buf_printf(abc_buf *b, const char *fmt, ...) __attribute__((format(prin
 /* abc_parse() of a piece of a bigger file: line numbers start at first_line, and tuplet defaults start from
  * a compound meter when the file header says so. */
 abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compound);
+
+/* abc_parse_part() into memory kept from one call to the next (one tune after another, in one thread): the
+ * file returned lives until the next run or abc_parser_free(); never abc_file_free() it. NULL only when out
+ * of memory. */
+typedef struct abc_parser abc_parser;
+abc_parser *abc_parser_new(void);
+void abc_parser_free(abc_parser *ps);
+abc_file *abc_parser_run(abc_parser *ps, const char *buf, size_t len, int first_line, bool compound);
 
 /* Default tuplet q for p (the standard's table; compound: meter is 6/8, 9/8, 12/8 ...). */
 int abc_tuplet_default_q(int p, bool compound);

@@ -42,6 +42,22 @@ void abc_arena_free(abc_arena *a)
     free(a);
 }
 
+void abc_arena_reset(abc_arena *a)
+{
+    for (size_t i = 0; i < a->n_adopted; i++)
+        free(a->adopted[i]);
+    a->n_adopted = 0;
+    if (!a->head)
+        return;
+    /* the newest block is the biggest: keep it, empty */
+    for (struct block *b = a->head->next, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    a->head->next = NULL;
+    a->head->used = 0;
+}
+
 void *abc_arena_alloc(abc_arena *a, size_t size)
 {
     size = (size + 7) & ~(size_t)7;

@@ -74,20 +74,35 @@ static abc_bar *cur_bar(voice_state *v)
     return (abc_bar *)v->bars.data + v->bars.n - 1;
 }
 
+/* The voices vector keeps its states, with the room of their vectors, from one tune to the next (a model
+ * workspace): slots beyond n hold empty vectors, never garbage. */
+static voice_state *next_voice_slot(abc_vec *voices)
+{
+    size_t cap = voices->cap;
+    if (voices->n == cap) {
+        if (!abc_vec_grow(voices))
+            return NULL;
+        memset((voice_state *)voices->data + cap, 0, (voices->cap - cap) * sizeof(voice_state));
+    }
+    return (voice_state *)voices->data + voices->n++;
+}
+
+static void reuse_vec(abc_vec *v, size_t item)
+{
+    *v = (abc_vec){.data = v->data, .cap = v->cap, .item = item};
+}
+
 static voice_state *new_voice(builder *b, const char *id)
 {
-    voice_state *v = abc_vec_push(&b->voices);
+    voice_state *v = next_voice_slot(&b->voices);
     if (!v)
         return NULL;
-    v->id = id;
-    v->events.item = sizeof(abc_event);
-    v->bars.item = sizeof(abc_bar);
-    v->chords.item = sizeof(abc_chord_symbol);
-    v->t = (abc_frac){0, 1};
-    v->key = b->key;
-    v->unit = b->unit;
-    v->meter = b->meter;
-    v->broken_next = (abc_frac){1, 1};
+    abc_vec events = v->events, bars = v->bars, chords = v->chords;
+    *v = (voice_state){.id = id, .events = events, .bars = bars, .chords = chords, .t = {0, 1}, .key = b->key,
+                       .unit = b->unit, .meter = b->meter, .broken_next = {1, 1}};
+    reuse_vec(&v->events, sizeof(abc_event));
+    reuse_vec(&v->bars, sizeof(abc_bar));
+    reuse_vec(&v->chords, sizeof(abc_chord_symbol));
     reset_bar_acc(v);
     abc_bar *bar = abc_vec_push(&v->bars);
     if (!bar)
@@ -695,7 +710,8 @@ static int cmp_start(const void *a, const void *b)
     return x->element - y->element;
 }
 
-static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
+/* The voice's arrays go to out: moved into the model's arena, or lent (keep: they stay the workspace's). */
+static bool finish_voice(builder *b, voice_state *v, abc_voice *out, bool keep)
 {
     abc_model *m = b->m;
     abc_bar *bar = cur_bar(v);
@@ -717,8 +733,8 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
             abc_bar *bk = (abc_bar *)v->bars.data + k;
             qsort(ev + bk->first_event, bk->n_events, sizeof *ev, cmp_start);
         }
-    out->events = abc_vec_move(&v->events, m->arena);
-    out->bars = abc_vec_move(&v->bars, m->arena);
+    out->events = keep ? v->events.data : abc_vec_move(&v->events, m->arena);
+    out->bars = keep ? v->bars.data : abc_vec_move(&v->bars, m->arena);
     if ((out->n_events && !out->events) || (out->n_bars && !out->bars))
         return false;
     abc_frac end = v->t;
@@ -727,26 +743,13 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out)
     return true;
 }
 
-abc_model *abc_model_new(const abc_file *f, size_t index, abc_diags *diags)
+/* Build the model of tune index into m (zeroed, arena ready) with the voice states in voices (empty). keep:
+ * the events and bars stay in the voice states (a workspace); otherwise they move into m's arena and the
+ * voice states' vectors are freed. False when out of memory. */
+static bool build(abc_model *m, abc_vec *voices, const abc_file *f, size_t index, abc_diags *diags, bool keep)
 {
-    return abc_model_build(f, index, diags, true);
-}
-
-abc_model *abc_model_build(const abc_file *f, size_t index, abc_diags *diags, bool expand)
-{
-    if (index >= f->n_tunes)
-        return NULL;
-    abc_model *m = malloc(sizeof *m); /* not calloc: one per tune, and glibc's calloc skips its fast cache */
-    if (!m)
-        return NULL;
-    *m = (abc_model){0};
-    m->arena = abc_arena_new();
-    if (!m->arena) {
-        free(m);
-        return NULL;
-    }
-    builder b = {.f = f, .tune = &f->tunes[index], .index = (int)index, .d = diags, .m = m, .cur = -1};
-    b.voices.item = sizeof(voice_state);
+    builder b = {.f = f, .tune = &f->tunes[index], .index = (int)index, .d = diags, .m = m, .cur = -1,
+                 .voices = *voices};
     b.key.tonic_letter = 'C';
     b.unit = (abc_frac){1, 8};
     m->x = f->tunes[index].x;
@@ -771,23 +774,88 @@ abc_model *abc_model_build(const abc_file *f, size_t index, abc_diags *diags, bo
             if (v->chords.n)
                 memcpy(m->chords + m->n_chords, v->chords.data, v->chords.n * sizeof(abc_chord_symbol));
             m->n_chords += v->chords.n;
-            ok = finish_voice(&b, v, &m->voices[i]);
+            ok = finish_voice(&b, v, &m->voices[i], keep);
         }
-        abc_vec_free(&v->events);
-        abc_vec_free(&v->bars);
-        abc_vec_free(&v->chords);
+        if (!keep) {
+            abc_vec_free(&v->events);
+            abc_vec_free(&v->bars);
+            abc_vec_free(&v->chords);
+        }
     }
-    abc_vec_free(&b.voices);
+    *voices = b.voices;
     if (ok) {
         m->bars = m->voices[0].bars;
         m->n_bars = m->voices[0].n_bars;
-        ok = !expand || abc_model_expand(m);
     }
+    return ok;
+}
+
+abc_model *abc_model_new(const abc_file *f, size_t index, abc_diags *diags)
+{
+    if (index >= f->n_tunes)
+        return NULL;
+    abc_model *m = malloc(sizeof *m); /* not calloc: glibc's calloc skips its fast cache */
+    if (!m)
+        return NULL;
+    *m = (abc_model){0};
+    m->arena = abc_arena_new();
+    if (!m->arena) {
+        free(m);
+        return NULL;
+    }
+    abc_vec voices = {.item = sizeof(voice_state)};
+    bool ok = build(m, &voices, f, index, diags, false) && abc_model_expand(m);
+    abc_vec_free(&voices);
     if (!ok) {
         abc_model_free(m);
         return NULL;
     }
     return m;
+}
+
+struct abc_modeler {
+    abc_model model;
+    abc_vec voices; /* voice_state */
+};
+
+abc_modeler *abc_modeler_new(void)
+{
+    abc_modeler *w = malloc(sizeof *w);
+    if (!w)
+        return NULL;
+    *w = (abc_modeler){.voices.item = sizeof(voice_state)};
+    w->model.arena = abc_arena_new();
+    if (!w->model.arena) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void abc_modeler_free(abc_modeler *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->voices.cap; i++) {
+        voice_state *v = (voice_state *)w->voices.data + i;
+        abc_vec_free(&v->events);
+        abc_vec_free(&v->bars);
+        abc_vec_free(&v->chords);
+    }
+    abc_vec_free(&w->voices);
+    abc_arena_free(w->model.arena);
+    free(w);
+}
+
+const abc_model *abc_modeler_run(abc_modeler *w, const abc_file *f, size_t index, abc_diags *diags)
+{
+    if (index >= f->n_tunes)
+        return NULL;
+    struct abc_arena *arena = w->model.arena;
+    abc_arena_reset(arena);
+    w->model = (abc_model){.arena = arena};
+    w->voices.n = 0;
+    return build(&w->model, &w->voices, f, index, diags, true) ? &w->model : NULL;
 }
 
 void abc_model_free(abc_model *m)

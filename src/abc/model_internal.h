@@ -5,8 +5,12 @@
 #include "melodist/abc.h"
 
 /* abc_model_new() without the playback expansion (played events, play orders, played chord symbols stay
- * empty): what the validator needs. */
-abc_model *abc_model_build(const abc_file *f, size_t index, abc_diags *diags, bool expand);
+ * empty), into memory kept from one call to the next: what the validator needs. The model returned lives
+ * until the next run or abc_modeler_free(); never abc_model_free() it. NULL only when out of memory. */
+typedef struct abc_modeler abc_modeler;
+abc_modeler *abc_modeler_new(void);
+void abc_modeler_free(abc_modeler *w);
+const abc_model *abc_modeler_run(abc_modeler *w, const abc_file *f, size_t index, abc_diags *diags);
 
 /* Fill bar numbers, play orders, played events and chord symbols of a built model. False when out of memory. */
 bool abc_model_expand(abc_model *m);

@@ -660,36 +660,38 @@ abc_file *abc_parse(const char *buf, size_t len)
     return abc_parse_part(buf, len, 1, false);
 }
 
-abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compound)
-{
-    abc_file *f = malloc(sizeof *f); /* not calloc: one per tune, and glibc's calloc skips its fast cache */
-    if (!f)
-        return NULL;
-    *f = (abc_file){0};
-    f->arena = abc_arena_new();
-    f->text = malloc(len + 1);
-    if (!f->arena || !f->text) {
-        abc_file_free(f);
-        return NULL;
-    }
-    if (len)
-        memcpy(f->text, buf, len);
-    f->text[len] = 0;
-    f->text_len = len;
-    abc_diags_init(&f->diags);
+/* The arrays a parse fills: the tunes point into fields and els. */
+typedef struct parse_vecs {
+    abc_vec fields, els, tunes, file_header;
+} parse_vecs;
 
-    parser p = {.f = f, .s = f->text, .n = len, .line = first_line - 1, .tune = -1};
-    p.fields.item = sizeof(abc_field);
-    p.els.item = sizeof(abc_element);
-    p.tunes.item = sizeof(tune_span);
-    p.file_header.item = sizeof(abc_field);
+static void parse_vecs_init(parse_vecs *v)
+{
+    *v = (parse_vecs){.fields.item = sizeof(abc_field), .els.item = sizeof(abc_element),
+                      .tunes.item = sizeof(tune_span), .file_header.item = sizeof(abc_field)};
+}
+
+static void parse_vecs_free(parse_vecs *v)
+{
+    abc_vec_free(&v->fields);
+    abc_vec_free(&v->els);
+    abc_vec_free(&v->tunes);
+    abc_vec_free(&v->file_header);
+}
+
+/* Parse f->text (f->text_len bytes; arena and diagnostics ready) into the empty vectors v. */
+static void parse_text(abc_file *f, parse_vecs *v, int first_line, bool compound)
+{
+    size_t len = f->text_len;
+    parser p = {.f = f, .s = f->text, .n = len, .line = first_line - 1, .tune = -1, .fields = v->fields,
+                .els = v->els, .tunes = v->tunes, .file_header = v->file_header};
     /* about one element per 3 bytes of music: one allocation instead of a chain of reallocs */
     abc_vec_reserve(&p.els, len / 3 + 64);
     enum section sec = FILE_HEADER;
     bool file_compound = compound;
 
     size_t pos = 0;
-    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3))
+    if (len >= 3 && !memcmp(p.s, "\xEF\xBB\xBF", 3))
         pos = 3; /* UTF-8 byte order mark */
     while (pos < len) {
         const char *nl = memchr(p.s + pos, '\n', len - pos);
@@ -811,20 +813,20 @@ abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compo
     if (sec == HEADER || sec == BODY)
         end_tune(&p, len);
 
-    /* Hand the vectors' contents to the file. */
-    abc_field *fields = abc_vec_move(&p.fields, f->arena);
-    abc_element *els = abc_vec_move(&p.els, f->arena);
-    f->n_header = p.file_header.n;
-    f->header = abc_vec_move(&p.file_header, f->arena);
-    f->n_tunes = p.tunes.n;
-    f->tunes = abc_arena_alloc(f->arena, (p.tunes.n ? p.tunes.n : 1) * sizeof(abc_tune));
-    if (!f->tunes) {
-        abc_vec_free(&p.tunes);
-        abc_file_free(f);
-        return NULL;
-    }
-    for (size_t i = 0; i < p.tunes.n; i++) {
-        tune_span *s = (tune_span *)p.tunes.data + i;
+    *v = (parse_vecs){p.fields, p.els, p.tunes, p.file_header};
+}
+
+/* Point the file's header and tunes into the parsed arrays. False when out of memory. */
+static bool link_tunes(abc_file *f, const parse_vecs *v, abc_field *fields, abc_element *els, abc_field *header)
+{
+    f->n_header = v->file_header.n;
+    f->header = header;
+    f->n_tunes = v->tunes.n;
+    f->tunes = abc_arena_alloc(f->arena, (v->tunes.n ? v->tunes.n : 1) * sizeof(abc_tune));
+    if (!f->tunes)
+        return false;
+    for (size_t i = 0; i < v->tunes.n; i++) {
+        tune_span *s = (tune_span *)v->tunes.data + i;
         abc_tune *t = &f->tunes[i];
         size_t e = s->end;
         while (e > s->start && (f->text[e - 1] == '\n' || f->text[e - 1] == '\r'))
@@ -838,8 +840,95 @@ abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compo
         t->body = els ? els + s->b0 : NULL;
         t->n_body = s->bn;
     }
-    abc_vec_free(&p.tunes);
+    return true;
+}
+
+abc_file *abc_parse_part(const char *buf, size_t len, int first_line, bool compound)
+{
+    abc_file *f = malloc(sizeof *f); /* not calloc: glibc's calloc skips its fast cache */
+    if (!f)
+        return NULL;
+    *f = (abc_file){0};
+    f->arena = abc_arena_new();
+    f->text = malloc(len + 1);
+    if (!f->arena || !f->text) {
+        abc_file_free(f);
+        return NULL;
+    }
+    if (len)
+        memcpy(f->text, buf, len);
+    f->text[len] = 0;
+    f->text_len = len;
+    abc_diags_init(&f->diags);
+    parse_vecs v;
+    parse_vecs_init(&v);
+    parse_text(f, &v, first_line, compound);
+    /* the file takes the arrays over */
+    abc_field *fields = abc_vec_move(&v.fields, f->arena);
+    abc_element *els = abc_vec_move(&v.els, f->arena);
+    abc_field *header = abc_vec_move(&v.file_header, f->arena);
+    bool ok = link_tunes(f, &v, fields, els, header);
+    parse_vecs_free(&v);
+    if (!ok) {
+        abc_file_free(f);
+        return NULL;
+    }
     return f;
+}
+
+/* A file whose text, arena and arrays are kept from one parse to the next. */
+struct abc_parser {
+    abc_file file;
+    size_t text_cap;
+    parse_vecs v;
+};
+
+abc_parser *abc_parser_new(void)
+{
+    abc_parser *ps = malloc(sizeof *ps);
+    if (!ps)
+        return NULL;
+    *ps = (abc_parser){0};
+    parse_vecs_init(&ps->v);
+    abc_diags_init(&ps->file.diags);
+    ps->file.arena = abc_arena_new();
+    if (!ps->file.arena) {
+        free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+void abc_parser_free(abc_parser *ps)
+{
+    if (!ps)
+        return;
+    parse_vecs_free(&ps->v);
+    abc_diags_free(&ps->file.diags);
+    abc_arena_free(ps->file.arena);
+    free(ps->file.text);
+    free(ps);
+}
+
+abc_file *abc_parser_run(abc_parser *ps, const char *buf, size_t len, int first_line, bool compound)
+{
+    abc_file *f = &ps->file;
+    if (len + 1 > ps->text_cap) {
+        char *t = realloc(f->text, len + 1);
+        if (!t)
+            return NULL;
+        f->text = t;
+        ps->text_cap = len + 1;
+    }
+    if (len)
+        memcpy(f->text, buf, len);
+    f->text[len] = 0;
+    f->text_len = len;
+    abc_diags_clear(&f->diags);
+    abc_arena_reset(f->arena);
+    ps->v.fields.n = ps->v.els.n = ps->v.tunes.n = ps->v.file_header.n = 0;
+    parse_text(f, &ps->v, first_line, compound);
+    return link_tunes(f, &ps->v, ps->v.fields.data, ps->v.els.data, ps->v.file_header.data) ? f : NULL;
 }
 
 void abc_file_free(abc_file *f)

@@ -222,18 +222,20 @@ static void duplicate_x(const abc_file *f, size_t index, size_t earlier, abc_dia
                   "X:%d is already used by the tune at line %d", t->x, f->tunes[earlier].first_line);
 }
 
-static size_t validate_one(const abc_file *f, size_t index, abc_diags *out)
+static size_t validate_one(abc_modeler *w, const abc_file *f, size_t index, abc_diags *out)
 {
     size_t before = out->n_errors;
     check_header(f, index, out);
     check_balance(f, index, out);
-    abc_model *m = abc_model_build(f, index, out, false);
+    const abc_model *m = w ? abc_modeler_run(w, f, index, out) : NULL;
     if (m) {
         for (size_t v = 0; v < m->n_voices; v++)
             abc_number_bars(m, &m->voices[v]);
         check_ties(m, (int)index, out);
         check_bars(m, (int)index, out);
-        abc_model_free(m);
+    } else {
+        abc_diags_add_text(out, ABC_ERROR, f->tunes[index].first_line, 1, (int)index, "memory", NULL,
+                           "out of memory");
     }
     return out->n_errors - before;
 }
@@ -247,7 +249,10 @@ size_t abc_validate_tune(const abc_file *f, size_t index, abc_diags *out)
             duplicate_x(f, index, j, out);
             break;
         }
-    return validate_one(f, index, out);
+    abc_modeler *w = abc_modeler_new();
+    size_t errors = validate_one(w, f, index, out);
+    abc_modeler_free(w);
+    return errors;
 }
 
 typedef struct x_index {
@@ -280,8 +285,10 @@ size_t abc_validate_file(const abc_file *f, abc_diags *out)
                 duplicate_x(f, xs[i].index, xs[i - 1].index, out);
         free(xs);
     }
+    abc_modeler *w = abc_modeler_new();
     for (size_t i = 0; i < f->n_tunes; i++)
-        validate_one(f, i, out);
+        validate_one(w, f, i, out);
+    abc_modeler_free(w);
     abc_diags_sort(out);
     return out->n_errors - before;
 }
@@ -319,9 +326,13 @@ static void *check_range(void *arg)
     check_job *j = arg;
     abc_diags tune_diags;
     abc_diags_init(&tune_diags);
+    abc_parser *ps = abc_parser_new();
+    abc_modeler *w = abc_modeler_new();
     for (size_t i = j->lo; i < j->hi; i++) {
         size_t end = i + 1 < j->n ? j->ts[i + 1].off : j->len;
-        abc_file *f = abc_parse_part(j->buf + j->ts[i].off, end - j->ts[i].off, j->ts[i].line, j->compound);
+        abc_file *f = ps && w ? abc_parser_run(ps, j->buf + j->ts[i].off, end - j->ts[i].off, j->ts[i].line,
+                                               j->compound)
+                              : NULL;
         if (!f) {
             abc_diags_add(&j->diags, ABC_ERROR, j->ts[i].line, 1, (int)i, "memory", NULL, "out of memory");
             j->xs[i] = (x_index){-1, i};
@@ -332,13 +343,12 @@ static void *check_range(void *arg)
         j->xs[i] = (x_index){f->n_tunes ? f->tunes[0].x : -1, i};
         move_diags(&f->diags, 0, &tune_diags);
         if (f->n_tunes)
-            validate_one(f, 0, &tune_diags);
+            validate_one(w, f, 0, &tune_diags);
         abc_diags_sort(&tune_diags);
         move_diags(&tune_diags, (int)i, &j->diags);
-        f->header = NULL;
-        f->n_header = 0;
-        abc_file_free(f);
     }
+    abc_modeler_free(w);
+    abc_parser_free(ps);
     abc_diags_free(&tune_diags);
     return NULL;
 }
