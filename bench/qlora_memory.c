@@ -2,27 +2,45 @@
  * InternLM2-chat-1.8B's shape (hidden 2048, 16/8 heads, FFN 8192, vocab 92544; LAYERS layers), one sequence
  * of SEQ tokens per step. Run by bench/qlora_memory, one process per method so that each peak is its own.
  *   qlora_memory write DIR LAYERS                    random bf16 checkpoint (written once)
- *   qlora_memory full|lora|qlora DIR SEQ R STEPS     full f32 training / LoRA on the bf16 base / QLoRA (NF4 +
- *                                                    double quantisation), LoRA rank R on every linear layer */
+ *   qlora_memory full|lora|qlora DIR SEQ R STEPS [OPTION...]
+ *       full f32 training / LoRA on the bf16 base / QLoRA (NF4 + double quantisation), LoRA rank R on every
+ *       linear layer; OPTION: recompute (activation checkpointing), nf4-head (QLoRA: the output head in NF4
+ *       too).
+ * The peak splits into "fixed" (measured: the resident memory after the steps once the activations and the
+ * scratch are freed: weights, adapters, gradients, optimizer state) and "activations" (peak - fixed). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "melodist/lora.h"
 
-static double peak_mb(void)
+/* VmRSS or VmHWM of this process, in MB (10^6 bytes). */
+static double status_mb(const char *field)
 {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / 1024.0;
+    char line[256];
+    double kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, strlen(field)))
+            kb = atof(line + strlen(field) + 1);
+    if (f)
+        fclose(f);
+    return kb * 1024.0 / 1e6;
 }
 
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -46,12 +64,23 @@ int main(int argc, char **argv)
         model_free(m);
         return 0;
     }
-    if (argc != 6) {
-        fprintf(stderr, "usage: qlora_memory write DIR LAYERS | qlora_memory full|lora|qlora DIR SEQ R STEPS\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: qlora_memory write DIR LAYERS | qlora_memory full|lora|qlora DIR SEQ R STEPS "
+                "[recompute] [nf4-head]\n");
         return 2;
     }
     const char *mode = argv[1];
-    int T = atoi(argv[3]), r = atoi(argv[4]), steps = atoi(argv[5]);
+    int T = atoi(argv[3]), r = atoi(argv[4]), steps = atoi(argv[5]), recompute = 0, nf4_head = 0;
+    char options[256] = "";
+    for (int i = 6; i < argc; i++) {
+        if (!strcmp(argv[i], "recompute"))
+            recompute = 1;
+        else if (!strcmp(argv[i], "nf4-head"))
+            nf4_head = 1;
+        else
+            die("option", argv[i]);
+        snprintf(options + strlen(options), sizeof options - strlen(options), "%s%s", *options ? "," : "", argv[i]);
+    }
     struct model *m;
     if (model_load(argv[2], &m, err, sizeof err))
         die("load", err);
@@ -60,16 +89,16 @@ int main(int argc, char **argv)
     struct adamw opt;
     size_t trained;
     if (!strcmp(mode, "full")) {
-        tm = train_model_new(&m->config, 1, T, err, sizeof err);
+        tm = train_model_new_recompute(&m->config, 1, T, recompute, err, sizeof err);
         if (!tm || train_model_copy_from(tm, m, err, sizeof err))
             die("model", err);
         model_free(m), m = NULL;
         trained = tm->n_params;
     } else {
         struct lora_config lc = {.r = r, .alpha = 16, .dropout = 0.1f, .targets = LORA_ALL_TARGETS,
-                                 .nf4 = !strcmp(mode, "qlora"), .double_quant = 1};
+                                 .nf4 = !strcmp(mode, "qlora"), .double_quant = 1, .nf4_output = nf4_head};
         L = lora_new(m, &lc, T, 1, err, sizeof err);
-        tm = L ? train_model_new_frozen(m, &L->ops, 1, T, err, sizeof err) : NULL;
+        tm = L ? train_model_new_frozen(m, &L->ops, 1, T, recompute, err, sizeof err) : NULL;
         if (!tm)
             die("adapters", err);
         trained = L->n_params;
@@ -84,7 +113,7 @@ int main(int argc, char **argv)
         tok[t] = (int32_t)(train_splitmix64(&s) % 92544), pos[t] = t;
     for (int t = 0; t < T; t++)
         tgt[t] = t + 1 < T ? tok[t + 1] : -1;
-    double before = peak_mb(), t0 = now(), loss = 0;
+    double before = status_mb("VmRSS:"), t0 = now(), c0 = cpu_now(), loss = 0;
     struct adamw_config ac = {0.9, 0.999, 1e-8};
     for (int i = 0; i < steps; i++) {
         memset(grads, 0, sizeof(float) * trained);
@@ -92,12 +121,37 @@ int main(int argc, char **argv)
         adamw_begin_step(&opt);
         adamw_update(&opt, 0, params, grads, trained, 2e-4, 0.0, &ac);
     }
-    double dt = now() - t0;
-    printf("%-5s layers %d  seq %d  trained params %zu  base weights %.0f MB  peak RSS before the first step %.0f MB, "
-           "after %d step%s %.0f MB  %.1f tokens/s  (loss %.3f)\n",
-           mode, tm->config.n_layers, T, trained,
-           L && L->nf4 ? (double)lora_base_bytes(L) / 1e6 : (double)(L ? model_weight_bytes(m) : tm->n_params * 4) / 1e6,
-           before, steps, steps > 1 ? "s" : "", peak_mb(), (double)T * steps / dt, loss);
+    double dt = now() - t0, cpu = cpu_now() - c0, peak = status_mb("VmHWM:");
+    size_t acts = tm->arena_floats * sizeof(float);
+    int layers = tm->config.n_layers;
+    /* what stays once the activations and the scratch are gone: weights, adapters, gradients, moments */
+    tm->arena = (free(tm->arena), NULL);
+    if (L)
+        L->scratch = (free(L->scratch), NULL);
+    malloc_trim(0);
+    double fixed = status_mb("VmRSS:");
+    double loadavg = 0;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la && fscanf(la, "%lf", &loadavg) != 1)
+        loadavg = 0;
+    if (la)
+        fclose(la);
+    printf("%-5s %-10s layers %2d seq %d  trained %10zu  peak %6.0f MB = fixed %6.0f + activations %5.0f  "
+           "(before step %6.0f, planned activation arena %5.0f)  %6.1f tok/s wall, %6.1f tok/cpu-s  load %.1f  "
+           "loss %.3f\n",
+           mode, *options ? options : "-", layers, T, trained, peak, fixed, peak - fixed, before, (double)acts / 1e6,
+           (double)T * steps / dt, (double)T * steps / cpu, loadavg, loss);
+    /* the fixed part by component, from the sizes of the buffers; "other" is the rest of the measured figure
+     * (embedding rows read, norms, the program) */
+    double weights = L ? (L->nf4 ? (double)lora_base_bytes(L) : (double)model_weight_bytes(m) -
+                                                                 (double)nn_matrix_bytes(&m->tok_embeddings))
+                       : 0.0;
+    double head = L && L->nf4 && !nf4_head ? (double)nn_matrix_bytes(&m->output) : 0.0;
+    double state = (double)trained * 2 * sizeof(float), moments = (double)trained * 2 * sizeof(float);
+    printf("      fixed %6.0f MB = base matrices %6.0f (decoder%s) + output head %5.0f + trained parameters and "
+           "gradients %6.0f + AdamW moments %6.0f + other %4.0f\n",
+           fixed, weights / 1e6, L && L->nf4 ? (nf4_head ? " and head, NF4" : " NF4") : L ? " and head, bf16" : "s: none, all trained", head / 1e6,
+           state / 1e6, moments / 1e6, fixed - (weights + head + state + moments) / 1e6);
     free(tok), free(tgt), free(start), free(pos);
     adamw_free(&opt);
     train_model_free(tm);

@@ -57,9 +57,11 @@ struct finetune_config {
     char system[4096];      /* "data": {"system"}: replaces the records' system prompts when has_system */
     int has_system;
     int max_length, pack;   /* "max_length", "pack_to_max_length" */
+    int recompute;          /* "use_activation_checkpointing" (xtuner's SupervisedFinetune; default on) */
     struct lora_config lora; /* "lora": r, lora_alpha, lora_dropout, target_modules; "quantization" */
     double lr, warmup_ratio, weight_decay; /* "optim" / "schedule" */
     struct adamw_config adamw; /* "optim": betas, eps */
+    int adamw_8bit;         /* "optim": {"type": "AdamW8bit"} (bitsandbytes' 8-bit blockwise moments) */
     float max_norm;
     int max_epochs;
     int64_t max_steps;      /* "schedule": {"max_steps"}: a cap (0: epochs decide) */

@@ -18,7 +18,8 @@ struct lora_config {
     int r;
     float alpha, dropout;
     unsigned targets;      /* bit (1 << enum train_linear) per adapted kind of layer */
-    int nf4, double_quant; /* QLoRA: the decoder's matrices held as NF4 (the output head is not quantised) */
+    int nf4, double_quant; /* QLoRA: the decoder's matrices held as NF4 */
+    int nf4_output;        /* with nf4, the output head too (bitsandbytes keeps it unquantised by default) */
 };
 
 /* One adapted layer; A and B point into lora->params, their gradients at the same offsets in grads. */
@@ -34,7 +35,7 @@ struct lora {
     struct lora_adapter *ad;    /* layer l, kind k < TRAIN_OUTPUT at l * TRAIN_OUTPUT + k; the output head last */
     size_t n_params;
     float *params, *grads;
-    struct nf4_tensor *nf4;     /* QLoRA: the base matrices, indexed as ad (the head excluded), or NULL */
+    struct nf4_tensor *nf4;     /* QLoRA: the base matrices, indexed as ad (the head only with nf4_output) */
     int training;               /* dropout on */
     uint64_t dropout_seed;      /* set per micro-batch: the masks are a hash of it, the layer and the element */
     struct train_linear_ops ops; /* for train_model_new_frozen */
@@ -48,8 +49,9 @@ const char *lora_target_name(enum train_linear kind);
 int lora_target_parse(const char *name);
 
 /* Adapters for base's shape (A from seed, B zero) and, with cfg->nf4, the NF4 copy of base's decoder
- * matrices; those are not read again, and when base is mapped from a checkpoint their pages are released
- * (the embeddings, norms and head stay in use by the frozen model). max_rows: the most tokens per forward. */
+ * matrices (and head); those are not read again, and when base is mapped from a checkpoint their pages are
+ * released (the embeddings, norms and an unquantised head stay in use by the frozen model). max_rows: the
+ * most tokens per forward. */
 struct lora *lora_new(const struct model *base, const struct lora_config *cfg, int max_rows, uint64_t seed,
                       char *err, size_t errlen);
 void lora_free(struct lora *L);

@@ -14,8 +14,12 @@
 
 /* bitsandbytes get_4bit_type("nf4"), ascending. */
 extern const float nf4_code[16];
-/* bitsandbytes create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), ascending, 256 values. */
+/* bitsandbytes create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), ascending, 256 values;
+ * and create_dynamic_map(signed=False), which 8-bit Adam uses for its second moment. */
 const float *nf4_dynamic_map(void);
+const float *nf4_dynamic_map_unsigned(void);
+/* Index of the value of an ascending 256-value map nearest to x (x within the map's range). */
+uint8_t nf4_nearest_code(const float *map, float x);
 
 struct nf4_tensor {
     size_t n, n_blocks;

@@ -1,5 +1,6 @@
 /* AdamW (torch.optim.AdamW semantics: decoupled weight decay, bias correction), global-norm gradient
- * clipping and the learning-rate schedule. f32 master weights; optimizer moments are f32 too. */
+ * clipping and the learning-rate schedule. f32 master weights; optimizer moments are f32, or 8-bit as in
+ * bitsandbytes' AdamW8bit. */
 #ifndef MELODIST_OPTIM_H
 #define MELODIST_OPTIM_H
 
@@ -12,14 +13,20 @@ struct adamw_config {
     double beta1, beta2, eps;
 };
 
+#define ADAMW8_BLOCK 2048
+
 /* Moments for n parameters, all zero at step 0. */
 struct adamw {
     size_t n;
-    float *m, *v;
+    float *m, *v;         /* f32 moments, or NULL when 8-bit */
+    uint8_t *qm, *qv;     /* 8-bit moments: codes of the signed (m) and unsigned (v) dynamic maps (nf4.h) */
+    float *am, *av;       /* their absmax per block of ADAMW8_BLOCK parameters */
     int64_t step; /* steps taken so far */
 };
 
 int adamw_init(struct adamw *o, size_t n);
+/* 8-bit moments as bitsandbytes' AdamW8bit (blockwise): 2 bytes per parameter plus 8 per block. */
+int adamw_init_8bit(struct adamw *o, size_t n);
 void adamw_free(struct adamw *o);
 
 /* Advances the step counter; call once per optimizer step before the adamw_update calls of that step. */
@@ -28,7 +35,11 @@ void adamw_begin_step(struct adamw *o);
 /* Updates params[0..n) whose moments start at `offset` in o, with the order of floating-point operations
  * of torch.optim.AdamW (single-tensor path):
  *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
- *   p += -(lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps). */
+ *   p += -(lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps).
+ * 8-bit moments follow bitsandbytes' blockwise kernel (f32 arithmetic, offset a multiple of ADAMW8_BLOCK):
+ * per block m = map[qm] * am, v = umap[qv] * av; the updates above; am, av = the block's new max |m|, |v|;
+ *   p += -(lr sqrt(1-b2^t) / (1-b1^t)) * m / (sqrt(v) + sqrt(1-b2^t) eps);  p *= 1 - lr*wd;
+ * qm, qv = the nearest codes of m / am, v / av. */
 void adamw_update(struct adamw *o, size_t offset, float *params, const float *grads, size_t n, double lr, double wd,
                   const struct adamw_config *c);
 

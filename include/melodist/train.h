@@ -32,17 +32,22 @@ struct train_layer_acts {
     float *a, *b, *h;   /* [N, hidden]: gate w1, up w3, silu(a)*b */
 };
 
+/* Rows of logits that exist at once in training: [N, vocab] f32 would be 190 MB at 512 x 92544. */
+#define TRAIN_LOGIT_ROWS 64
+
 /* ---- linear layers routed through a fine-tuning method (LoRA, melodist/lora.h) ---- */
 enum train_linear { TRAIN_WQKV, TRAIN_WO, TRAIN_W1, TRAIN_W2, TRAIN_W3, TRAIN_OUTPUT, TRAIN_N_LINEAR };
 
 struct train_linear_ops {
-    /* y[N, w->rows] = x[N, w->cols] W^T plus the method's term; layer is -1 for the output head. */
+    /* y[N, w->rows] = x[N, w->cols] W^T plus the method's term, for rows row0..row0+N-1 of the micro-batch
+     * (the output head runs in row chunks; a method's per-element randomness keys on the row); layer is -1
+     * for the output head. */
     void (*forward)(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *y,
-                    const float *x, int N);
+                    const float *x, int row0, int N);
     /* dx[N, w->cols] += dy W plus the method's term, given the forward's input x; the method accumulates the
      * gradients of its own parameters. */
     void (*backward)(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *dx,
-                     const float *dy, const float *x, int N);
+                     const float *dy, const float *x, int row0, int N);
     void *ctx;
 };
 
@@ -56,7 +61,7 @@ struct train_model {
     int B, T;              /* micro-batch shape the activations were planned for */
     float *inv_freq;       /* [head_dim/2] */
     struct train_layer_acts *acts;
-    float *x_out, *xnf, *logits;                 /* final residual, model.norm output, [N, vocab] */
+    float *x_out, *xnf, *logits;                 /* final residual, model.norm output, [TRAIN_LOGIT_ROWS, vocab] */
     float *dx, *dxn, *datt, *dqkv, *da, *db, *dh; /* backward scratch */
     float *mm_scratch;
     void *arena;
@@ -76,9 +81,10 @@ struct train_model *train_model_new_recompute(const struct model_config *c, int 
                                               size_t errlen);
 /* A model whose weights are base's, frozen and borrowed (any dtype; base must outlive it): no parameters
  * (n_params 0), the backward only carries gradients through the activations, and every linear layer goes
- * through ops (which may ignore the matrices it is handed and use its own copy of the weights). */
+ * through ops (which may ignore the matrices it is handed and use its own copy of the weights); recompute as
+ * in train_model_new_recompute (ops must then compute the same forward twice: LoRA's dropout masks do). */
 struct train_model *train_model_new_frozen(const struct model *base, const struct train_linear_ops *ops, int B,
-                                           int T, char *err, size_t errlen);
+                                           int T, int recompute, char *err, size_t errlen);
 void train_model_free(struct train_model *tm);
 /* Parameters from model_new_random(seed, std) (uniform, norms 1). */
 int train_model_init_random(struct train_model *tm, uint64_t seed, float std, char *err, size_t errlen);
@@ -92,8 +98,9 @@ int train_model_save(const struct train_model *tm, const char *path, char *err, 
  * losses)/d(params) into grads and returns the summed loss (not scaled). */
 double train_forward_backward(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                               const int32_t *start, const int32_t *pos, float loss_scale);
-/* Forward only, leaving the logits [B*T, vocab] in tm->logits. */
-void train_forward_logits(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos);
+/* Forward only: the logits [B*T, vocab] into logits (the loss functions compute them a few rows at a time). */
+void train_forward_logits(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos,
+                          float *logits);
 /* Forward only: the summed loss over scored targets. */
 double train_forward_loss(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                           const int32_t *start, const int32_t *pos);

@@ -27,33 +27,43 @@ static float linspace_at(int steps, int i)
     return i < steps / 2 ? start + along : end - along;
 }
 
-/* For exponent i = 0..6 the 2^i midpoints of linspace(0.1, 1, 2^i + 1), times 10^(i-6), both signs; plus 0
- * and 1, sorted. */
-static float dynamic_map[256];
-static int dynamic_ready;
-
-const float *nf4_dynamic_map(void)
+/* For exponent i = 0..6 the midpoints of linspace(0.1, 1, 2^i + 1) times 10^(i-6), both signs (signed), or
+ * of linspace(0.1, 1, 2^(i+1) + 1), positive only (unsigned: the sign bit becomes a fraction bit); plus 0 and
+ * 1, sorted. */
+static void build_dynamic_map(float *map, int is_signed)
 {
-    if (dynamic_ready)
-        return dynamic_map;
     int n = 0;
     for (int i = 0; i < 7; i++) {
-        int steps = (1 << i) + 1;
+        int steps = (1 << (is_signed ? i : i + 1)) + 1;
         float scale = (float)pow(10.0, i - 6);
         for (int k = 0; k + 1 < steps; k++) {
             float sum = linspace_at(steps, k) + linspace_at(steps, k + 1);
             float mean = sum / 2.0f;
             float v = scale * mean;
-            dynamic_map[n++] = v;
-            dynamic_map[n++] = -v;
+            map[n++] = v;
+            if (is_signed)
+                map[n++] = -v;
         }
     }
-    dynamic_map[n++] = 0.0f;
-    dynamic_map[n++] = 1.0f;
-    qsort(dynamic_map, 256, sizeof(float), cmp_float);
-    dynamic_ready = 1;
-    return dynamic_map;
+    map[n++] = 0.0f;
+    map[n++] = 1.0f;
+    qsort(map, 256, sizeof(float), cmp_float);
 }
+
+static float dynamic_map[2][256];
+static int dynamic_ready[2];
+
+static const float *dynamic(int is_signed)
+{
+    if (!dynamic_ready[is_signed])
+        build_dynamic_map(dynamic_map[is_signed], is_signed);
+    dynamic_ready[is_signed] = 1;
+    return dynamic_map[is_signed];
+}
+
+const float *nf4_dynamic_map(void) { return dynamic(1); }
+
+const float *nf4_dynamic_map_unsigned(void) { return dynamic(0); }
 
 /* Index of the value nearest to x (|x| <= 1) in an ascending code book of n values: the count of midpoints
  * strictly below x, midpoints computed in f32 as bitsandbytes does. */
@@ -70,6 +80,8 @@ static int bucket(const float *code, int n, float x)
     }
     return lo;
 }
+
+uint8_t nf4_nearest_code(const float *map, float x) { return (uint8_t)bucket(map, 256, x); }
 
 static float scaled(float x, float absmax)
 {

@@ -74,6 +74,7 @@ static int parse(const struct json *j, const char *dir, struct finetune_config *
     }
     c->max_length = (int)number(j, "max_length", 2048);
     c->pack = flag(j, "pack_to_max_length", 1);
+    c->recompute = flag(j, "use_activation_checkpointing", 1);
     c->lora = (struct lora_config){.r = (int)number(lora, "r", 64), .alpha = (float)number(lora, "lora_alpha", 16),
                                    .dropout = (float)number(lora, "lora_dropout", 0.1), .targets = LORA_ALL_TARGETS};
     const struct json *targets = member(lora, "target_modules", JSON_ARRAY);
@@ -90,11 +91,29 @@ static int parse(const struct json *j, const char *dir, struct finetune_config *
     const struct json *qtype = member(quant, "bnb_4bit_quant_type", JSON_STRING);
     c->lora.nf4 = flag(quant, "load_in_4bit", 0);
     c->lora.double_quant = flag(quant, "bnb_4bit_use_double_quant", 1);
+    /* transformers' BitsAndBytesConfig: modules left unquantised; unset, the head ("output" in InternLM2) */
+    const struct json *skip = member(quant, "llm_int8_skip_modules", JSON_ARRAY);
+    c->lora.nf4_output = skip != NULL;
+    for (size_t i = 0; skip && i < skip->count; i++) {
+        const struct json *name = &skip->items[i];
+        if (name->type != JSON_STRING || strcmp(name->string, "output")) {
+            snprintf(err, errlen, "\"quantization\": \"llm_int8_skip_modules\" may hold only \"output\" (the "
+                     "decoder's matrices are always quantised)");
+            return -1;
+        }
+        c->lora.nf4_output = 0;
+    }
     if (c->lora.nf4 && qtype && strcmp(qtype->string, "nf4")) {
         snprintf(err, errlen, "\"quantization\": only \"bnb_4bit_quant_type\": \"nf4\" is supported");
         return -1;
     }
-    const struct json *betas = member(optim, "betas", JSON_ARRAY);
+    const struct json *betas = member(optim, "betas", JSON_ARRAY), *otype = member(optim, "type", JSON_STRING);
+    c->adamw_8bit = otype && !strcmp(otype->string, "AdamW8bit");
+    if (otype && !c->adamw_8bit && strcmp(otype->string, "AdamW")) {
+        snprintf(err, errlen, "\"optim\": \"type\" is \"AdamW\" (torch.optim.AdamW) or \"AdamW8bit\" "
+                 "(bitsandbytes.optim.AdamW8bit), not \"%s\"", otype->string);
+        return -1;
+    }
     c->lr = number(optim, "lr", 2e-4);
     c->weight_decay = number(optim, "weight_decay", 0);
     c->adamw = (struct adamw_config){0.9, 0.999, number(optim, "eps", 1e-8)};
@@ -223,6 +242,22 @@ static int write_adapter(struct run *r, const char *dir)
     return lora_save(r->lora, dir, r->cfg.base, r->err, r->errlen);
 }
 
+/* The optimizer state as stored in training_state.safetensors: f32 moments, or 8-bit codes and block absmaxes. */
+static size_t optimizer_tensors(const struct adamw *o, struct st_out *t)
+{
+    int64_t n = (int64_t)o->n, blocks = (n + ADAMW8_BLOCK - 1) / ADAMW8_BLOCK;
+    if (!o->qm) {
+        t[0] = (struct st_out){"adamw.m", ST_F32, 1, {n}, o->m};
+        t[1] = (struct st_out){"adamw.v", ST_F32, 1, {n}, o->v};
+        return 2;
+    }
+    t[0] = (struct st_out){"adamw8bit.m", ST_U8, 1, {n}, o->qm};
+    t[1] = (struct st_out){"adamw8bit.v", ST_U8, 1, {n}, o->qv};
+    t[2] = (struct st_out){"adamw8bit.m_absmax", ST_F32, 1, {blocks}, o->am};
+    t[3] = (struct st_out){"adamw8bit.v_absmax", ST_F32, 1, {blocks}, o->av};
+    return 4;
+}
+
 static int save_checkpoint(struct run *r, char *saved, size_t cap)
 {
     char tmp[4300], path[4400];
@@ -233,10 +268,9 @@ static int save_checkpoint(struct run *r, char *saved, size_t cap)
     char step[32];
     snprintf(step, sizeof step, "%" PRId64, r->step);
     const char *meta[] = {"format", "pt", "step", step};
-    struct st_out t[2] = {{"adamw.m", ST_F32, 1, {(int64_t)r->opt.n}, r->opt.m},
-                          {"adamw.v", ST_F32, 1, {(int64_t)r->opt.n}, r->opt.v}};
+    struct st_out t[4];
     snprintf(path, sizeof path, "%s/training_state.safetensors", tmp);
-    if (st_write(path, t, 2, meta, 2, r->err, r->errlen))
+    if (st_write(path, t, optimizer_tensors(&r->opt, t), meta, 2, r->err, r->errlen))
         return -1;
     if (rename(tmp, saved)) {
         snprintf(r->err, r->errlen, "%s: %s", saved, strerror(errno));
@@ -264,15 +298,22 @@ static int resume(struct run *r, const char *ck)
     snprintf(path, sizeof path, "%s/training_state.safetensors", ck);
     if (st_open(path, &f, r->err, r->errlen))
         return -1;
-    const struct st_tensor *m = st_find(&f, "adamw.m"), *v = st_find(&f, "adamw.v");
+    struct st_out want[4];
+    size_t n = optimizer_tensors(&r->opt, want);
     const char *step = st_metadata(&f, "step");
-    int ok = m && v && step && m->nbytes == sizeof(float) * r->opt.n && v->nbytes == m->nbytes;
-    if (ok) {
-        memcpy(r->opt.m, m->data, m->nbytes);
-        memcpy(r->opt.v, v->data, v->nbytes);
+    int ok = step != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        const struct st_tensor *t = st_find(&f, want[i].name);
+        size_t bytes = (size_t)want[i].shape[0] * (want[i].dtype == ST_U8 ? 1 : sizeof(float));
+        ok = t && t->dtype == want[i].dtype && t->nbytes == bytes;
+        if (ok)
+            memcpy((void *)want[i].data, t->data, bytes);
+    }
+    if (ok)
         r->step = r->opt.step = strtoll(step, NULL, 10);
-    } else
-        snprintf(r->err, r->errlen, "%s: not a fine-tuning state of this adapter", path);
+    else
+        snprintf(r->err, r->errlen, "%s: not a fine-tuning state of this adapter with optimizer %s", path,
+                 r->cfg.adamw_8bit ? "AdamW8bit" : "AdamW");
     st_close(&f);
     return ok ? 0 : -1;
 }
@@ -334,10 +375,10 @@ static int setup(struct run *r)
         r->steps = c->max_steps;
     int N = c->batch_size * c->max_length;
     r->lora = lora_new(r->base, &c->lora, N, c->seed, r->err, r->errlen);
-    r->tm = r->lora ? train_model_new_frozen(r->base, &r->lora->ops, c->batch_size, c->max_length, r->err,
-                                             r->errlen) : NULL;
+    r->tm = r->lora ? train_model_new_frozen(r->base, &r->lora->ops, c->batch_size, c->max_length,
+                                             c->recompute, r->err, r->errlen) : NULL;
     r->buf = malloc(sizeof(int32_t) * 4 * (size_t)N);
-    if (!r->tm || !r->buf || adamw_init(&r->opt, r->lora->n_params)) {
+    if (!r->tm || !r->buf || (c->adamw_8bit ? adamw_init_8bit : adamw_init)(&r->opt, r->lora->n_params)) {
         if (r->tm)
             snprintf(r->err, r->errlen, "out of memory for the batch and optimizer state");
         return -1;

@@ -4,13 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "melodist/fileio.h"
 #include "melodist/json.h"
 #include "melodist/lora.h"
 #include "melodist/nn_backward.h"
+#include "pages.h"
 
 #define CHUNK 256 /* base rows de-quantised at a time */
 
@@ -27,6 +26,12 @@ int lora_target_parse(const char *name)
 }
 
 static int n_adapters(const struct lora *L) { return L->n_layers * TRAIN_OUTPUT + 1; }
+
+/* Base matrices held as NF4: the decoder's, and the head's last with nf4_output. */
+static int n_nf4(const struct lora *L)
+{
+    return L->nf4 ? L->n_layers * TRAIN_OUTPUT + (L->cfg.nf4_output ? 1 : 0) : 0;
+}
 
 static int index_of(int layer, enum train_linear kind)
 {
@@ -92,14 +97,15 @@ static int kept(const struct lora *L, int i, size_t e)
 
 static int dropping(const struct lora *L) { return L->training && L->cfg.dropout > 0.0f; }
 
-/* xd = dropout(x) for adapter i (x itself when dropout is off). */
-static const float *dropout_input(const struct lora *L, int i, const float *x, size_t n, float *xd)
+/* xd = dropout(x) for adapter i (x itself when dropout is off); x holds the elements first.. of the
+ * adapter's input for the whole micro-batch. */
+static const float *dropout_input(const struct lora *L, int i, const float *x, size_t first, size_t n, float *xd)
 {
     if (!dropping(L))
         return x;
     float keep_scale = 1.0f / (1.0f - L->cfg.dropout);
     for (size_t e = 0; e < n; e++)
-        xd[e] = kept(L, i, e) ? x[e] * keep_scale : 0.0f;
+        xd[e] = kept(L, i, first + e) ? x[e] * keep_scale : 0.0f;
     return xd;
 }
 
@@ -111,7 +117,7 @@ static struct nn_matrix f32(const float *data, int rows, int cols)
 /* Rows r0 .. r0+n-1 of base matrix i as f32 into out. */
 static void base_rows(const struct lora *L, int i, const struct nn_matrix *w, int r0, int n, float *out)
 {
-    if (L->nf4 && i < L->n_layers * TRAIN_OUTPUT)
+    if (i < n_nf4(L))
         nf4_dequantize(&L->nf4[i], (size_t)r0 * w->cols, (size_t)n * w->cols, out);
     else
         for (int r = 0; r < n; r++)
@@ -140,20 +146,20 @@ static void chunked_matmul(const struct lora *L, int i, const struct nn_matrix *
 }
 
 static void ops_forward(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *y,
-                        const float *x, int N)
+                        const float *x, int row0, int N)
 {
     struct lora *L = ctx;
     struct scratch s;
     carve(L, L->scratch, &s);
     int i = kind == TRAIN_OUTPUT ? n_adapters(L) - 1 : index_of(layer, kind);
-    if (L->nf4 && kind != TRAIN_OUTPUT)
+    if (i < n_nf4(L))
         chunked_matmul(L, i, w, NULL, w->rows, w->cols, y, x, N, 0, &s);
     else
         nn_matmul(y, w, x, N);
     const struct lora_adapter *a = &L->ad[i];
     if (!a->A)
         return;
-    const float *xd = dropout_input(L, i, x, (size_t)N * a->in, s.xd);
+    const float *xd = dropout_input(L, i, x, (size_t)row0 * a->in, (size_t)N * a->in, s.xd);
     struct nn_matrix A = f32(a->A, L->cfg.r, a->in);
     nn_matmul(s.xa, &A, xd, N);
     for (size_t e = 0; e < (size_t)N * L->cfg.r; e++)
@@ -182,7 +188,7 @@ static void base_backward(const struct lora *L, int i, const struct nn_matrix *w
 }
 
 static void ops_backward(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *dx,
-                         const float *dy, const float *x, int N)
+                         const float *dy, const float *x, int row0, int N)
 {
     struct lora *L = ctx;
     struct scratch s;
@@ -194,8 +200,8 @@ static void ops_backward(void *ctx, int layer, enum train_linear kind, const str
         return;
     int r = L->cfg.r;
     float *dA = L->grads + (a->A - L->params), *dB = L->grads + (a->B - L->params);
-    size_t n_in = (size_t)N * a->in;
-    const float *xd = dropout_input(L, i, x, n_in, s.xd);
+    size_t n_in = (size_t)N * a->in, first = (size_t)row0 * a->in;
+    const float *xd = dropout_input(L, i, x, first, n_in, s.xd);
     struct nn_matrix A = f32(a->A, r, a->in);
     nn_matmul(s.xa, &A, xd, N);
     for (size_t e = 0; e < (size_t)N * r; e++)
@@ -216,7 +222,7 @@ static void ops_backward(void *ctx, int layer, enum train_linear kind, const str
     matmul_backward(s.dxd, dA, s.g, xd, a->A, N, a->in, r, s.mm);
     float keep_scale = 1.0f / (1.0f - L->cfg.dropout);
     for (size_t e = 0; e < n_in; e++)
-        if (kept(L, i, e))
+        if (kept(L, i, first + e))
             dx[e] += s.dxd[e] * keep_scale;
 }
 
@@ -312,18 +318,9 @@ static void init_adapters(struct lora *L, uint64_t seed)
     }
 }
 
-/* Drops the whole pages of a file mapping inside [p, p + n) from memory (they would be read back on access). */
-static void release_pages(const void *p, size_t n)
-{
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)p + n) & ~(page - 1);
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 static int quantize_base(struct lora *L, const struct model *base)
 {
-    int n = L->n_layers * TRAIN_OUTPUT;
+    int n = L->n_layers * TRAIN_OUTPUT + (L->cfg.nf4_output ? 1 : 0);
     L->nf4 = calloc((size_t)n, sizeof *L->nf4);
     if (!L->nf4)
         return -1;
@@ -340,7 +337,7 @@ static int quantize_base(struct lora *L, const struct model *base)
         if (rc)
             return -1;
         if (base->files.count) /* mapped from a checkpoint: the pages can go, the NF4 copy replaces them */
-            release_pages(w->data, nn_matrix_bytes(w));
+            pages_release(w->data, nn_matrix_bytes(w));
     }
     return 0;
 }
@@ -364,9 +361,8 @@ void lora_free(struct lora *L)
 {
     if (!L)
         return;
-    if (L->nf4)
-        for (int i = 0; i < L->n_layers * TRAIN_OUTPUT; i++)
-            nf4_free(&L->nf4[i]);
+    for (int i = 0; i < n_nf4(L); i++)
+        nf4_free(&L->nf4[i]);
     free(L->nf4);
     free(L->ad);
     free(L->params);
@@ -378,9 +374,8 @@ void lora_free(struct lora *L)
 size_t lora_base_bytes(const struct lora *L)
 {
     size_t n = 0;
-    if (L->nf4)
-        for (int i = 0; i < L->n_layers * TRAIN_OUTPUT; i++)
-            n += nf4_bytes(&L->nf4[i]);
+    for (int i = 0; i < n_nf4(L); i++)
+        n += nf4_bytes(&L->nf4[i]);
     return n;
 }
 

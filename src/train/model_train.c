@@ -8,6 +8,7 @@
 #include "melodist/nn.h"
 #include "melodist/nn_backward.h"
 #include "melodist/train.h"
+#include "pages.h"
 
 #define MAX_TENSORS_PER_LAYER 7
 
@@ -118,7 +119,8 @@ static size_t plan_acts(struct train_model *tm, float *base)
         a->a = take(&k, N * F), a->b = take(&k, N * F), a->h = take(&k, N * F);
     }
     tm->layer_act_floats = k.used;
-    tm->x_out = take(&k, N * C), tm->xnf = take(&k, N * C), tm->logits = take(&k, N * V);
+    tm->x_out = take(&k, N * C), tm->xnf = take(&k, N * C);
+    tm->logits = take(&k, (N < TRAIN_LOGIT_ROWS ? N : TRAIN_LOGIT_ROWS) * V);
     tm->dx = take(&k, N * C), tm->dxn = take(&k, N * C), tm->datt = take(&k, N * HD);
     tm->dqkv = take(&k, N * QKV), tm->da = take(&k, N * F), tm->db = take(&k, N * F), tm->dh = take(&k, N * F);
     size_t mm = 0, shapes[4][2] = {{C, V}, {C, QKV}, {HD, C}, {C, F}};
@@ -205,9 +207,9 @@ struct train_model *train_model_new_recompute(const struct model_config *c, int 
 }
 
 struct train_model *train_model_new_frozen(const struct model *base, const struct train_linear_ops *ops, int B,
-                                           int T, char *err, size_t errlen)
+                                           int T, int recompute, char *err, size_t errlen)
 {
-    return model_new(&base->config, base, ops, B, T, 0, err, errlen);
+    return model_new(&base->config, base, ops, B, T, recompute, err, errlen);
 }
 
 void train_model_free(struct train_model *tm)
@@ -317,13 +319,20 @@ static void rope_qkv(const struct train_model *tm, float *qkv, const int32_t *po
         }
 }
 
+/* y = x Wᵀ for rows row0..row0+n-1 of the micro-batch (x and y point at row row0). */
+static void linear_rows_forward(struct train_model *tm, int layer, enum train_linear kind, const struct nn_matrix *w,
+                                float *y, const float *x, int row0, int n)
+{
+    if (tm->linear)
+        tm->linear->forward(tm->linear->ctx, layer, kind, w, y, x, row0, n);
+    else
+        nn_matmul(y, w, x, n);
+}
+
 static void linear_forward(struct train_model *tm, int layer, enum train_linear kind, const struct nn_matrix *w,
                            float *y, const float *x)
 {
-    if (tm->linear)
-        tm->linear->forward(tm->linear->ctx, layer, kind, w, y, x, tm->B * tm->T);
-    else
-        nn_matmul(y, w, x, tm->B * tm->T);
+    linear_rows_forward(tm, layer, kind, w, y, x, 0, tm->B * tm->T);
 }
 
 static float *grad_of(struct train_model *tm, const void *param)
@@ -331,14 +340,19 @@ static float *grad_of(struct train_model *tm, const void *param)
     return tm->grads ? tm->grads + ((const float *)param - tm->params) : tm->dnorm;
 }
 
+static void linear_rows_backward(struct train_model *tm, int layer, enum train_linear kind, const struct nn_matrix *w,
+                                 float *dx, const float *dy, const float *x, int row0, int n)
+{
+    if (tm->linear)
+        tm->linear->backward(tm->linear->ctx, layer, kind, w, dx, dy, x, row0, n);
+    else
+        matmul_backward(dx, grad_of(tm, w->data), dy, x, w->data, n, w->cols, w->rows, tm->mm_scratch);
+}
+
 static void linear_backward(struct train_model *tm, int layer, enum train_linear kind, const struct nn_matrix *w,
                             float *dx, const float *dy, const float *x)
 {
-    int N = tm->B * tm->T;
-    if (tm->linear)
-        tm->linear->backward(tm->linear->ctx, layer, kind, w, dx, dy, x, N);
-    else
-        matmul_backward(dx, grad_of(tm, w->data), dy, x, w->data, N, w->cols, w->rows, tm->mm_scratch);
+    linear_rows_backward(tm, layer, kind, w, dx, dy, x, 0, tm->B * tm->T);
 }
 
 /* Layer l from acts[l].x_in, filling acts[l] and writing the layer's output to next. */
@@ -369,8 +383,8 @@ static float *layer_output(struct train_model *tm, int l)
     return l + 1 < tm->config.n_layers ? tm->acts[l + 1].x_in : tm->x_out;
 }
 
-/* Forward to the logits, keeping every activation the backward reads (only the layer inputs, and the last
- * layer's activations, when recomputing). */
+/* Forward to the final norm's output xnf, keeping every activation the backward reads (only the layer inputs,
+ * and the last layer's activations, when recomputing). */
 static void forward(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos)
 {
     const struct model_config *c = &tm->config;
@@ -379,22 +393,46 @@ static void forward(struct train_model *tm, const int32_t *tokens, const int32_t
     float *x = tm->acts[0].x_in;
     for (int i = 0; i < N; i++)
         nn_dequant_row(&m->tok_embeddings, tokens[i], x + (size_t)i * C);
+    /* A frozen table mapped from a checkpoint is only borrowed: the pages just read go again (the kernel maps
+     * whole large folios of the file, which made a 512-token lookup hold most of a 379 MB table). */
+    if (tm->linear && m->files.count)
+        pages_release(m->tok_embeddings.data, nn_matrix_bytes(&m->tok_embeddings));
     for (int l = 0; l < c->n_layers; l++)
         layer_forward(tm, l, layer_output(tm, l), start, pos);
     rmsnorm_rows(tm->xnf, tm->x_out, m->norm, N, C, c->rms_norm_eps);
-    linear_forward(tm, -1, TRAIN_OUTPUT, &m->output, tm->logits, tm->xnf);
 }
 
-void train_forward_logits(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos)
+/* The output head and the summed loss, TRAIN_LOGIT_ROWS rows at a time so that the logits of the whole micro-batch
+ * never exist at once; with backward, each chunk's logit gradient (loss_scale d loss) goes straight back
+ * through the head into dxn, which the caller zeroed. */
+static double head_loss(struct train_model *tm, const int32_t *targets, float loss_scale, int backward)
+{
+    const struct model *m = &tm->view;
+    int N = tm->B * tm->T, C = tm->config.dim, V = tm->config.vocab_size;
+    double loss = 0;
+    for (int r0 = 0; r0 < N; r0 += TRAIN_LOGIT_ROWS) {
+        int n = N - r0 < TRAIN_LOGIT_ROWS ? N - r0 : TRAIN_LOGIT_ROWS;
+        const float *x = tm->xnf + (size_t)r0 * C;
+        linear_rows_forward(tm, -1, TRAIN_OUTPUT, &m->output, tm->logits, x, r0, n);
+        loss += softmax_xent_backward(tm->logits, targets + r0, n, V, loss_scale); /* logits := dlogits */
+        if (backward)
+            linear_rows_backward(tm, -1, TRAIN_OUTPUT, &m->output, tm->dxn + (size_t)r0 * C, tm->logits, x, r0, n);
+    }
+    return loss;
+}
+
+void train_forward_logits(struct train_model *tm, const int32_t *tokens, const int32_t *start, const int32_t *pos,
+                          float *logits)
 {
     forward(tm, tokens, start, pos);
+    linear_forward(tm, -1, TRAIN_OUTPUT, &tm->view.output, logits, tm->xnf);
 }
 
 double train_forward_loss(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
                           const int32_t *start, const int32_t *pos)
 {
     forward(tm, tokens, start, pos);
-    return softmax_xent_backward(tm->logits, targets, tm->B * tm->T, tm->config.vocab_size, 0.0f);
+    return head_loss(tm, targets, 0.0f, 0);
 }
 
 double train_forward_backward(struct train_model *tm, const int32_t *tokens, const int32_t *targets,
@@ -402,14 +440,12 @@ double train_forward_backward(struct train_model *tm, const int32_t *tokens, con
 {
     const struct model_config *c = &tm->config;
     const struct model *m = &tm->view;
-    int N = tm->B * tm->T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, HD = c->n_heads * c->head_dim;
+    int N = tm->B * tm->T, C = c->dim, F = c->hidden_dim, HD = c->n_heads * c->head_dim;
     int QKV = qkv_dim(c);
     float eps = c->rms_norm_eps;
     forward(tm, tokens, start, pos);
-    double loss = softmax_xent_backward(tm->logits, targets, N, V, loss_scale); /* logits := dlogits */
-
     memset(tm->dxn, 0, sizeof(float) * N * C);
-    linear_backward(tm, -1, TRAIN_OUTPUT, &m->output, tm->dxn, tm->logits, tm->xnf);
+    double loss = head_loss(tm, targets, loss_scale, 1);
     memset(tm->dx, 0, sizeof(float) * N * C);
     rmsnorm_backward(tm->dx, grad_of(tm, m->norm), tm->dxn, tm->x_out, m->norm, N, C, eps);
     for (int l = c->n_layers - 1; l >= 0; l--) {

@@ -38,11 +38,10 @@ int main(int argc, char **argv)
         tok[t] = (t * 7 + 3) % c.vocab_size, start[t] = 0, pos[t] = t;
 
     L->training = 0; /* inference: no dropout */
-    struct train_model *tm = train_model_new_frozen(m, &L->ops, 1, T, err, sizeof err);
-    train_forward_logits(tm, tok, start, pos);
+    struct train_model *tm = train_model_new_frozen(m, &L->ops, 1, T, 0, err, sizeof err);
     size_t n = (size_t)T * c.vocab_size;
     float *with_adapter = malloc(sizeof(float) * n), *merged = malloc(sizeof(float) * n);
-    memcpy(with_adapter, tm->logits, sizeof(float) * n);
+    train_forward_logits(tm, tok, start, pos, with_adapter);
     train_model_free(tm);
 
     struct lora *loaded = lora_load(dir, m, err, sizeof err);
@@ -59,8 +58,8 @@ int main(int argc, char **argv)
     double inference = tu_rel_error(with_adapter, merged, n);
     struct train_model *plain = train_model_new(&c, 1, T, err, sizeof err);
     train_model_copy_from(plain, m, err, sizeof err);
-    train_forward_logits(plain, tok, start, pos);
-    double training = tu_rel_error(with_adapter, plain->logits, n);
+    train_forward_logits(plain, tok, start, pos, merged);
+    double training = tu_rel_error(with_adapter, merged, n);
     /* and the adapter did change the model */
     struct model *base = model_new_random(&c, NN_F32, 3, 0.2f);
     struct model_state *st2 = model_state_new(base, T, T);

@@ -89,6 +89,7 @@ int main(int argc, char **argv)
         {"mha", 32, 2, 4, 4, 48, 37, 0, 2, 12},
         {"gqa_tied", 48, 2, 6, 2, 64, 29, 1, 2, 16}, {"gqa_untied", 48, 2, 6, 2, 64, 29, 0, 2, 16},
         {"mqa", 32, 3, 2, 1, 40, 41, 0, 1, 20},
+        {"gqa_rows", 32, 2, 4, 2, 48, 37, 0, 3, 40}, /* more rows than one chunk of logits (TRAIN_LOGIT_ROWS) */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         if (dump_case(argv[1], &shapes[i]))
