@@ -29,9 +29,21 @@
     "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"                          \
     "{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
-enum chat_role { CHAT_SYSTEM, CHAT_USER, CHAT_ASSISTANT };
+/* InternLM2's agent format (InternLM/InternLM chat/chat_format.md): a second system prompt from the plugins
+ * (role line "system name=<|plugin|>", the plugins' JSON schema), the assistant's call
+ *   ... <|action_start|><|plugin|>\n{"name": ..., "parameters": {...}}<|action_end|><|im_end|>
+ * and the plugin's answer as a turn of the environment (role line "environment name=<|plugin|>"). */
+#define CHAT_ROLE_PLUGIN_SYSTEM "system name=<|plugin|>"
+#define CHAT_ROLE_PLUGIN_ENVIRONMENT "environment name=<|plugin|>"
+#define CHAT_ACTION_START "<|action_start|><|plugin|>\n"
+#define CHAT_ACTION_END "<|action_end|>"
 
-const char *chat_role_name(enum chat_role role); /* "system", "user", "assistant" */
+enum chat_role { CHAT_SYSTEM, CHAT_USER, CHAT_ASSISTANT, CHAT_PLUGIN_SYSTEM, CHAT_ENVIRONMENT };
+
+/* The role line: "system", "user", "assistant", CHAT_ROLE_PLUGIN_SYSTEM, CHAT_ROLE_PLUGIN_ENVIRONMENT. The special
+ * tokens in a role line are encoded as such; message text never is, except the action markers (CHAT_ACTION_START,
+ * CHAT_ACTION_END) in an assistant message, which are the assistant's own plugin call. */
+const char *chat_role_name(enum chat_role role);
 
 struct chat_message {
     enum chat_role role;
@@ -45,7 +57,7 @@ int chat_encode(const mt_tokenizer *tok, const struct chat_message *msgs, int n,
                 tok_ids *out, char *err, size_t errlen);
 
 /* Like chat_encode with the generation prompt, keeping at most max_tokens ids: drops the oldest turns
- * after a leading system message until it fits; the kept part always starts with a user message.
+ * after a leading system message (of either kind) until it fits; the kept part always starts with a user message.
  * *n_dropped receives the number of messages dropped. Returns 0, or -1 with a message when even the
  * system message and the last message alone exceed max_tokens. */
 int chat_encode_fit(const mt_tokenizer *tok, const struct chat_message *msgs, int n, int max_tokens,
@@ -81,6 +93,17 @@ int chat_session_add(struct chat_session *s, enum chat_role role, const char *te
 int chat_session_messages(const struct chat_session *s, const struct chat_message **msgs); /* count */
 int chat_session_context(const struct chat_session *s);
 
+/* Runs a plugin call (the JSON between the action markers) for the latest user message. Returns the result as
+ * malloc'd text, or NULL with a message in err (a bad call, an unknown plugin); the session gives that message
+ * back to the model as the environment's answer ({"error": ...}). */
+typedef char *(*chat_plugin_fn)(void *ctx, const char *user, const char *call, size_t call_len, char *err,
+                                size_t errlen);
+
+/* Gives the session plugins: their schema becomes the system prompt (CHAT_PLUGIN_SYSTEM, standing in for the
+ * session's system prompt), and a reply that calls a plugin is followed by the environment's answer and a new
+ * assistant turn, at most max_calls calls per user message. schema NULL: no plugins again. -1 when out of memory. */
+int chat_session_set_plugins(struct chat_session *s, const char *schema, chat_plugin_fn run, void *ctx, int max_calls);
+
 /* Called with each piece of reply text as it is generated (complete UTF-8 only); non-zero stops generation. */
 typedef int (*chat_text_fn)(void *ctx, const char *text, size_t len);
 
@@ -91,10 +114,14 @@ struct chat_reply {
     int n_generated;     /* tokens sampled */
     int n_dropped;       /* old messages dropped to fit the context */
     int stopped;         /* 1: a stop token or stop string ended the reply; 0: max_tokens or the callback */
+    int n_calls;         /* plugin calls run for this reply (their turns are in the history before the reply) */
+    int n_call_errors;   /* of which the plugin refused (bad call) */
 };
 
 /* Adds the user message, generates the assistant's reply with p (its stop tokens are ignored: the chat stop
  * tokens are used) and stop_strings, streams it to on_text (may be NULL) and appends it to the history.
+ * With plugins, each call the reply makes is run and answered (chat_session_set_plugins) and the model replies
+ * again; on_text sees every assistant turn (calls with their action markers), reply->text is the last one.
  * The prompt is fitted (oldest turns dropped) to leave p->max_tokens free in the context. Returns 0, or -1
  * with a message (p->max_tokens >= the context, the newest turn does not fit, ...); the history is then as
  * before the call. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "melodist/chat.h"
+#include "melodist/json.h"
 
 const char *chat_role_name(enum chat_role role)
 {
@@ -11,6 +12,8 @@ const char *chat_role_name(enum chat_role role)
     case CHAT_SYSTEM: return "system";
     case CHAT_USER: return "user";
     case CHAT_ASSISTANT: return "assistant";
+    case CHAT_PLUGIN_SYSTEM: return CHAT_ROLE_PLUGIN_SYSTEM;
+    case CHAT_ENVIRONMENT: return CHAT_ROLE_PLUGIN_ENVIRONMENT;
     }
     return "?";
 }
@@ -46,21 +49,51 @@ static int chat_ids_of(const mt_tokenizer *tok, struct chat_ids *c, char *err, s
     return 0;
 }
 
+/* The special tokens of a call; the "\n" after them belongs to the text that follows, as the Hugging Face
+ * tokenizer splits on added tokens only. */
+static const char *const action_markers[] = {"<|action_start|><|plugin|>", CHAT_ACTION_END};
+
+/* Length of the plain text before the first action marker in text[0..len); *marker receives the marker's length
+ * (0 when there is none). */
+static size_t before_marker(const char *text, size_t len, size_t *marker)
+{
+    size_t plain = len;
+    *marker = 0;
+    for (size_t m = 0; m < 2; m++) {
+        const char *at = memmem(text, len, action_markers[m], strlen(action_markers[m]));
+        if (at && (size_t)(at - text) < plain)
+            plain = (size_t)(at - text), *marker = strlen(action_markers[m]);
+    }
+    return plain;
+}
+
 /* <|im_start|> role "\n" text <|im_end|> "\n": the text between special tokens is encoded on its own, as the
- * Hugging Face tokenizer does when it splits on added tokens. */
-static int encode_turn(const mt_tokenizer *tok, const struct chat_ids *c, const char *role, const char *text,
+ * Hugging Face tokenizer does when it splits on added tokens. The role line is ours, so the special tokens of a
+ * plugin role line are tokens; in the text only an assistant's action markers are. */
+static int encode_turn(const mt_tokenizer *tok, const struct chat_ids *c, enum chat_role role, const char *text,
                        size_t len, int closed, tok_ids *out)
 {
-    size_t rl = strlen(role);
-    char *head = malloc(rl + 1 + len);
+    const char *name = chat_role_name(role);
+    int plugin_role = role == CHAT_PLUGIN_SYSTEM || role == CHAT_ENVIRONMENT;
+    size_t rl = plugin_role ? 0 : strlen(name), marker = 0;
+    size_t first = role == CHAT_ASSISTANT ? before_marker(text, len, &marker) : len;
+    char *head = malloc(rl + 1 + first);
     if (!head)
         return -1;
-    memcpy(head, role, rl);
+    memcpy(head, name, rl);
     head[rl] = '\n';
-    if (len)
-        memcpy(head + rl + 1, text, len);
-    int rc = push_id(out, c->im_start) || tok_encode(tok, head, rl + 1 + len, 0, out);
+    if (first)
+        memcpy(head + rl + 1, text, first);
+    int rc = push_id(out, c->im_start) || (plugin_role && tok_encode(tok, name, strlen(name), TOK_PARSE_SPECIAL, out)) ||
+             tok_encode(tok, head, rl + 1 + first, 0, out);
     free(head);
+    /* The rest of an assistant's text: its action markers as tokens, the text between them plain. */
+    for (size_t at = first; !rc && at < len;) {
+        size_t plain = before_marker(text + at, len - at, &marker);
+        rc = (plain && tok_encode(tok, text + at, plain, 0, out)) ||
+             (marker && tok_encode(tok, text + at + plain, marker, TOK_PARSE_SPECIAL, out));
+        at += plain + marker;
+    }
     if (!rc && closed)
         rc = push_id(out, c->im_end) || tok_encode(tok, "\n", 1, 0, out);
     return rc ? -1 : 0;
@@ -73,12 +106,12 @@ static int encode_all(const mt_tokenizer *tok, const struct chat_ids *c, const s
     for (int i = 0; i < n; i++) {
         if (starts)
             starts[i] = out->n;
-        if (encode_turn(tok, c, chat_role_name(msgs[i].role), msgs[i].text, msgs[i].len, 1, out))
+        if (encode_turn(tok, c, msgs[i].role, msgs[i].text, msgs[i].len, 1, out))
             return -1;
     }
     if (starts)
         starts[n] = out->n;
-    if (add_generation_prompt && encode_turn(tok, c, "assistant", "", 0, 0, out))
+    if (add_generation_prompt && encode_turn(tok, c, CHAT_ASSISTANT, "", 0, 0, out))
         return -1;
     return 0;
 }
@@ -123,7 +156,7 @@ int chat_encode_fit(const mt_tokenizer *tok, const struct chat_message *msgs, in
         return -1;
     }
     size_t bos = c.bos >= 0, total = bos + all.n;
-    int sys = msgs[0].role == CHAT_SYSTEM && n > 1, first = sys;
+    int sys = (msgs[0].role == CHAT_SYSTEM || msgs[0].role == CHAT_PLUGIN_SYSTEM) && n > 1, first = sys;
     /* Drop whole turns from the oldest; the kept part starts with a user message. */
     while (first < n - 1 && (total > (size_t)max_tokens || msgs[first].role != CHAT_USER)) {
         total -= starts[first + 1] - starts[first];
@@ -285,6 +318,10 @@ struct chat_session {
     int n_turns, cap_turns;
     tok_ids cached; /* the ids whose keys/values are in state, positions 0..cached.n */
     int stops[2], n_stops;
+    char *plugin_schema; /* NULL: no plugins */
+    chat_plugin_fn plugin;
+    void *plugin_ctx;
+    int max_calls;
 };
 
 void chat_session_free(struct chat_session *s)
@@ -294,6 +331,7 @@ void chat_session_free(struct chat_session *s)
     chat_session_reset(s);
     free(s->turns);
     free(s->system);
+    free(s->plugin_schema);
     tok_ids_free(&s->cached);
     model_state_free(s->state);
     free(s);
@@ -335,6 +373,19 @@ int chat_session_set_system(struct chat_session *s, const char *system)
         return -1;
     free(s->system);
     s->system = copy;
+    return 0;
+}
+
+int chat_session_set_plugins(struct chat_session *s, const char *schema, chat_plugin_fn run, void *ctx, int max_calls)
+{
+    char *copy = NULL;
+    if (schema && !(copy = strdup(schema)))
+        return -1;
+    free(s->plugin_schema);
+    s->plugin_schema = copy;
+    s->plugin = run;
+    s->plugin_ctx = ctx;
+    s->max_calls = max_calls;
     return 0;
 }
 
@@ -441,24 +492,18 @@ static size_t common_prefix(const tok_ids *a, const tok_ids *b)
     return n;
 }
 
-int chat_session_reply(struct chat_session *s, const char *user, size_t len, const struct gen_params *p,
-                       const char *const *stop_strings, int n_stop_strings, chat_text_fn on_text, void *ctx,
-                       struct chat_reply *reply, char *err, size_t errlen)
+/* One assistant turn for the history as it is: fits the prompt, generates, appends the reply to the history.
+ * *dropped receives the number of old turns the prompt left out. */
+static int assistant_turn(struct chat_session *s, const struct gen_params *p, const char *const *stop_strings,
+                          int n_stop_strings, chat_text_fn on_text, void *ctx, struct chat_reply *reply, char *err,
+                          size_t errlen)
 {
-    memset(reply, 0, sizeof *reply);
-    if (p->max_tokens < 1 || p->max_tokens >= s->context) {
-        snprintf(err, errlen, "the reply length (%d tokens) must be at least 1 and below the context length (%d)",
-                 p->max_tokens, s->context);
-        return -1;
-    }
-    if (chat_session_add(s, CHAT_USER, user, len)) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int n_msgs = s->n_turns + (s->system != NULL);
+    const char *system = s->plugin_schema ? s->plugin_schema : s->system;
+    int n_msgs = s->n_turns + (system != NULL);
     struct chat_message *msgs = malloc((size_t)n_msgs * sizeof *msgs);
     struct reply_ctx r = {.s = s, .on_text = on_text, .ctx = ctx};
-    r.decoder = tok_stream_new(s->tok, TOK_SKIP_SPECIAL);
+    /* With plugins the action markers must come through: they are how a call is recognised. */
+    r.decoder = tok_stream_new(s->tok, s->plugin_schema ? TOK_SPECIAL_NAMES : TOK_SKIP_SPECIAL);
     r.stop = chat_stop_new(stop_strings, n_stop_strings);
     tok_ids ids = {0};
     int rc = -1;
@@ -466,9 +511,9 @@ int chat_session_reply(struct chat_session *s, const char *user, size_t len, con
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    if (s->system)
-        msgs[0] = (struct chat_message){CHAT_SYSTEM, s->system, strlen(s->system)};
-    memcpy(msgs + (s->system != NULL), s->turns, (size_t)s->n_turns * sizeof *msgs);
+    if (system)
+        msgs[0] = (struct chat_message){s->plugin_schema ? CHAT_PLUGIN_SYSTEM : CHAT_SYSTEM, system, strlen(system)};
+    memcpy(msgs + (system != NULL), s->turns, (size_t)s->n_turns * sizeof *msgs);
     if (chat_encode_fit(s->tok, msgs, n_msgs, s->context - p->max_tokens, &ids, &reply->n_dropped, err, errlen))
         goto done;
 
@@ -509,12 +554,12 @@ int chat_session_reply(struct chat_session *s, const char *user, size_t len, con
         goto oom;
     if (chat_session_add(s, CHAT_ASSISTANT, r.text, r.len))
         goto oom;
-    drop_turns(s, reply->n_dropped);
+    free(reply->text);
     reply->text = r.text;
     reply->len = r.len;
     r.text = NULL;
     reply->n_prompt = (int)ids.n;
-    reply->n_generated = n;
+    reply->n_generated += n;
     reply->stopped = r.stop_string || (n < p->max_tokens && !r.halted);
     rc = 0;
     goto done;
@@ -523,10 +568,6 @@ oom:
     s->cached.n = 0;
     s->state->pos = 0;
 done:
-    if (rc) { /* the history as before the call */
-        free((char *)s->turns[s->n_turns - 1].text);
-        s->n_turns--;
-    }
     free(msgs);
     free(r.text);
     tok_ids_free(&r.generated);
@@ -534,4 +575,75 @@ done:
     chat_stop_free(r.stop);
     tok_stream_free(r.decoder);
     return rc;
+}
+
+/* The environment's answer to the call in the assistant's last turn: the plugin's result, or its refusal as
+ * {"error": ...}. 1 when there was a call, 0 when none, -1 when out of memory. */
+static int answer_call(struct chat_session *s, int user_turn, struct chat_reply *reply)
+{
+    const char *said = s->turns[s->n_turns - 1].text;
+    const char *at = strstr(said, CHAT_ACTION_START);
+    if (!at)
+        return 0;
+    at += strlen(CHAT_ACTION_START);
+    const char *end = strstr(at, CHAT_ACTION_END);
+    size_t len = end ? (size_t)(end - at) : strlen(at);
+    char err[512];
+    char *result = s->plugin(s->plugin_ctx, s->turns[user_turn].text, at, len, err, sizeof err);
+    reply->n_calls++;
+    if (!result) {
+        reply->n_call_errors++;
+        char *text = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&text, &n);
+        if (!f)
+            return -1;
+        fputs("{\"error\": ", f);
+        json_fput_string(f, err);
+        fputs("}", f);
+        if (fclose(f))
+            return -1;
+        result = text;
+    }
+    int rc = chat_session_add(s, CHAT_ENVIRONMENT, result, strlen(result)) ? -1 : 1;
+    free(result);
+    return rc;
+}
+
+int chat_session_reply(struct chat_session *s, const char *user, size_t len, const struct gen_params *p,
+                       const char *const *stop_strings, int n_stop_strings, chat_text_fn on_text, void *ctx,
+                       struct chat_reply *reply, char *err, size_t errlen)
+{
+    memset(reply, 0, sizeof *reply);
+    if (p->max_tokens < 1 || p->max_tokens >= s->context) {
+        snprintf(err, errlen, "the reply length (%d tokens) must be at least 1 and below the context length (%d)",
+                 p->max_tokens, s->context);
+        return -1;
+    }
+    int before = s->n_turns;
+    if (chat_session_add(s, CHAT_USER, user, len)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = assistant_turn(s, p, stop_strings, n_stop_strings, on_text, ctx, reply, err, errlen);
+    while (!rc && s->plugin_schema && reply->n_calls < s->max_calls) {
+        int called = answer_call(s, before, reply);
+        if (called < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        } else if (!called) {
+            break;
+        } else {
+            rc = assistant_turn(s, p, stop_strings, n_stop_strings, on_text, ctx, reply, err, errlen);
+        }
+    }
+    if (rc) { /* the history as before the call */
+        while (s->n_turns > before)
+            free((char *)s->turns[--s->n_turns].text);
+        free(reply->text);
+        memset(reply, 0, sizeof *reply);
+        return -1;
+    }
+    drop_turns(s, reply->n_dropped);
+    return 0;
 }

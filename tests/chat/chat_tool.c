@@ -3,11 +3,13 @@
  *   chat_tool fit TOKENIZER MAX ROLE TEXT [ROLE TEXT...]      "dropped N" then the fitted ids, or exit 1
  *   chat_tool stop                                            stop-string filter self-test
  *   chat_tool mkmodel DIR VOCAB                               a tiny random InternLM2 model (f32)
- * Roles: system, user, assistant. Ids are printed space-separated on one line. */
+ *   chat_tool plugins                                         the ABC plugins on a hand-made tune, bad calls
+ * Roles: system, user, assistant, plugin_system, environment. Ids are printed space-separated on one line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "melodist/abc_tools.h"
 #include "melodist/chat.h"
 #include "testutil.h"
 
@@ -15,7 +17,11 @@ static int parse_messages(int argc, char **argv, struct chat_message *msgs)
 {
     int n = 0;
     for (int i = 0; i + 1 < argc; i += 2, n++) {
-        enum chat_role r = !strcmp(argv[i], "system") ? CHAT_SYSTEM : !strcmp(argv[i], "user") ? CHAT_USER : CHAT_ASSISTANT;
+        static const char *const roles[] = {"system", "user", "assistant", "plugin_system", "environment"};
+        enum chat_role r = CHAT_ASSISTANT;
+        for (int k = 0; k < 5; k++)
+            if (!strcmp(argv[i], roles[k]))
+                r = (enum chat_role)k;
         msgs[n] = (struct chat_message){r, argv[i + 1], strlen(argv[i + 1])};
     }
     return n;
@@ -78,11 +84,69 @@ static int stop_tests(void)
     return tu_failures ? 1 : 0;
 }
 
+/* Runs call on the message; checks the result (want != NULL) or that the error mentions `why`. */
+static void plugin_case(const char *message, const char *call, const char *want, const char *why)
+{
+    char err[512] = "";
+    char *got = abc_tools_run(message, call, strlen(call), err, sizeof err);
+    if (want)
+        CHECK(got && !strcmp(got, want), "plugin %s: got %s (%s), want %s", call, got ? got : "NULL", err, want);
+    else
+        CHECK(!got && strstr(err, why), "plugin %s: got %s, want an error about '%s' (error: '%s')", call,
+              got ? got : "a result", why, err);
+    free(got);
+}
+
+/* Expected values counted by hand: two written bars under a repeat (four played), chords G | D G. */
+static int plugin_tests(void)
+{
+    const char *q = "How many bars?\nX:1\nT:Hand made\nM:4/4\nL:1/8\nK:G\n|:\"G\"GABc d2B2|\"D\"A2F2 \"G\"G4:|\n";
+    plugin_case(q, "{\"name\": \"abc_count\", \"parameters\": {}}",
+                "{\"bars_written\": 2, \"bars_played\": 4, \"voices\": 1}", NULL);
+    plugin_case(q, "{\"name\": \"abc_count\"}", "{\"bars_written\": 2, \"bars_played\": 4, \"voices\": 1}", NULL);
+    plugin_case(q, "{\"name\": \"abc_progression\", \"parameters\": {}}", "{\"progression\": \"| G | D G |\"}", NULL);
+    plugin_case(q, "{\"name\": \"abc_find_chord\", \"parameters\": {\"chord\": \"G\"}}",
+                "{\"chord\": \"G\", \"bars_with_it\": 2, \"bars\": [1, 2]}", NULL);
+    plugin_case(q, "{\"name\": \"abc_find_chord\", \"parameters\": {\"chord\": \"Em\"}}",
+                "{\"chord\": \"Em\", \"bars_with_it\": 0, \"bars\": []}", NULL);
+    plugin_case(q, "{\"name\": \"abc_find_melody\", \"parameters\": {\"phrase\": \"DEFG\"}}",
+                "{\"occurrences\": 1, \"bars\": [1], \"pickup_bar_0\": false}", NULL);
+    plugin_case(q, "{\"name\": \"abc_tempo\", \"parameters\": {}}", NULL, "unknown plugin \"abc_tempo\"");
+    plugin_case(q, "{\"parameters\": {}}", NULL, "names no plugin");
+    plugin_case(q, "{\"name\": \"abc_count\", \"parameters\": {", NULL, "not a JSON object");
+    plugin_case(q, "[1, 2]", NULL, "not a JSON object");
+    plugin_case(q, "{\"name\": \"abc_count\", \"parameters\": 3}", NULL, "must be a JSON object");
+    plugin_case(q, "{\"name\": \"abc_find_chord\", \"parameters\": {}}", NULL, "needs the string parameter \"chord\"");
+    plugin_case(q, "{\"name\": \"abc_find_melody\", \"parameters\": {\"phrase\": \"zz!\"}}", NULL, "not ABC notes");
+    plugin_case("How many bars? No tune here.", "{\"name\": \"abc_count\", \"parameters\": {}}", NULL, "holds no ABC tune");
+    /* The key plugin's facts (beyond its form) are the engine's; its output must at least name the signature. */
+    char err[256];
+    const char *key = "{\"name\": \"abc_key\", \"parameters\": {}}";
+    char *k = abc_tools_run(q, key, strlen(key), err, sizeof err);
+    CHECK(k && !strncmp(k, "{\"signature\": \"G\", \"K\": \"G\", \"key\": \"", 36), "abc_key: %s", k ? k : err);
+    free(k);
+    /* Calls as the data and the chat write and find them. */
+    char *call = abc_tools_call_text("abc_find_chord", "chord", "D7");
+    size_t b = 0, e = 0;
+    CHECK(call && !strcmp(call, "<|action_start|><|plugin|>\n{\"name\": \"abc_find_chord\", \"parameters\": "
+                                "{\"chord\": \"D7\"}}<|action_end|>") && abc_tools_find_call(call, &b, &e) &&
+              !strncmp(call + b, "{\"name\"", 7) && call[e] == '<',
+          "abc_tools_call_text / find_call: %s", call ? call : "NULL");
+    free(call);
+    CHECK(!abc_tools_find_call("no call here", &b, &e), "find_call without a call");
+    CHECK(abc_tools_tune_in("Q?\nT:x\nK:C\nCDEF|") && !abc_tools_tune_in("Q?\nT:x\nno key"), "tune_in");
+    if (!tu_failures)
+        printf("ok: ABC plugins (%d checks)\n", tu_checks);
+    return tu_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
     if (argc == 2 && !strcmp(argv[1], "stop"))
         return stop_tests();
+    if (argc == 2 && !strcmp(argv[1], "plugins"))
+        return plugin_tests();
     if (argc == 4 && !strcmp(argv[1], "mkmodel")) {
         struct model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
                                  .hidden_dim = 64, .vocab_size = atoi(argv[3]), .max_position_embeddings = 256,

@@ -85,6 +85,41 @@ for i, msgs in enumerate(convs):
               "conversation %d gen %d:\n got  %s\n want %s" % (i, gen, r.stdout.strip(), want))
 print("conversations: %d checked (with and without the generation prompt)" % len(convs))
 
+# 2b. InternLM2's agent format (InternLM/InternLM chat/chat_format.md): the plugin system prompt, an assistant's
+# call between <|action_start|><|plugin|> and <|action_end|>, the environment's answer. Oracle: the same text
+# split on all six special tokens, the ids as InternLM2's vocabulary lists them (92538-92543).
+AGENT_IDS = {"<|im_start|>": 92543, "<|im_end|>": 92542, "<|action_start|>": 92541, "<|action_end|>": 92540,
+             "<|interpreter|>": 92539, "<|plugin|>": 92538}
+agent = T.ChatTemplate(sp, AGENT_IDS)
+agent.SPLIT = "(" + "|".join(re.escape(k) for k in AGENT_IDS) + ")"
+ROLE_LINE = {"plugin_system": "system name=<|plugin|>", "environment": "environment name=<|plugin|>"}
+schema = '[{"name":"abc_count","description":"bars and voices","parameters":{}}]'
+call = '<|action_start|><|plugin|>\n{"name": "abc_count", "parameters": {}}<|action_end|>'
+agent_convs = [
+    [("plugin_system", schema), ("user", "How many bars?\n" + abc), ("assistant", call),
+     ("environment", '{"bars_written": 2, "bars_played": 4, "voices": 1}')],
+    [("system", persona), ("plugin_system", schema), ("user", "几个小节？\n" + abc), ("assistant", "我来数一数。" + call),
+     ("environment", '{"error": "unknown plugin"}'), ("assistant", "共 2 小节。"), ("user", "<|plugin|> as text")],
+]
+def agent_encode(msgs):
+    """The agent format split on the special tokens; user text stays text (chat.h: no forged turns)."""
+    ids = [sp.bos_id()]
+    for role, content in msgs:
+        line = ROLE_LINE.get(role, role)
+        if role == "user":
+            ids += [92543] + sp.encode(line + "\n" + content) + [92542] + sp.encode("\n")
+        else:
+            ids += agent.encode_text("<|im_start|>%s\n%s<|im_end|>\n" % (line, content))
+    return ids + agent.encode_text("<|im_start|>assistant\n")
+
+
+for i, msgs in enumerate(agent_convs):
+    r = tool_run("encode", 1, msgs)
+    want = agent_encode(msgs)
+    check(r.returncode == 0 and ids_of(r.stdout) == want,
+          "agent conversation %d:\n got  %s\n want %s" % (i, r.stdout.strip(), want))
+print("agent format: %d conversations checked" % len(agent_convs))
+
 # 3. context fitting: drop the oldest turns (whole, the kept part starts with a user turn), keep the system
 
 

@@ -1,0 +1,57 @@
+/* The ABC engine as InternLM2 plugins: what the Melodist model calls to analyse a tune instead of guessing.
+ *
+ * InternLM2's agent format (InternLM/InternLM chat/chat_format.md), which the chat, the data pipeline and the
+ * evaluation all follow:
+ *   <|im_start|>system name=<|plugin|>\n{ABC_TOOLS schema: a JSON array}<|im_end|>\n
+ *   <|im_start|>user\n{question with the tune}<|im_end|>\n
+ *   <|im_start|>assistant\n<|action_start|><|plugin|>\n{"name": "abc_key", "parameters": {}}<|action_end|><|im_end|>\n
+ *   <|im_start|>environment name=<|plugin|>\n{the plugin's JSON result}<|im_end|>\n
+ *   <|im_start|>assistant\n{the answer}<|im_end|>\n
+ *
+ * The plugins work on "the tune": the ABC tune in the latest user message (abc_tools_tune_in). A tiny model
+ * cannot copy a whole tune into its call, and need not: only the phrase or chord to look for is a parameter.
+ * Every fact a plugin returns is computed by the ABC engine (abc_analyze, abc_melody_bars, abc_key_name) exactly
+ * as the SFT builder computes the reference answers (src/data/sft.c), so a correct answer restates the result.
+ *
+ * Nothing here prints or exits; results are malloc'd strings owned by the caller. */
+#ifndef MELODIST_ABC_TOOLS_H
+#define MELODIST_ABC_TOOLS_H
+
+#include <stddef.h>
+
+#include "melodist/abc_analysis.h"
+#include "melodist/chat.h"
+
+#define ABC_TOOLS_MAX_CALLS 3 /* plugin calls a chat runs per user message */
+
+/* The plugin descriptions (name, description, JSON-schema parameters) as the JSON array of the plugin system
+ * prompt. */
+const char *abc_tools_schema(void);
+
+/* The start of the ABC tune in a message: its first line starting with "X:", else its first line that looks like
+ * a header field ("T:", "M:", ...) followed somewhere by a K: line. NULL when the text holds no tune. */
+const char *abc_tools_tune_in(const char *text);
+
+/* The call text an assistant writes for plugin `name` with at most one string parameter (param NULL: none):
+ * CHAT_ACTION_START {"name": ..., "parameters": {...}} CHAT_ACTION_END. NULL when out of memory. */
+char *abc_tools_call_text(const char *name, const char *param, const char *value);
+
+/* Finds the first plugin call in an assistant reply: *begin and *end receive the offsets of the JSON between
+ * CHAT_ACTION_START and CHAT_ACTION_END (or the end of the text when the end marker is missing).
+ * Returns 1 when there is a call, 0 when there is none. */
+int abc_tools_find_call(const char *reply, size_t *begin, size_t *end);
+
+/* Runs the call (the JSON object {"name": ..., "parameters": {...}}) on the tune in message (the latest user
+ * message, see abc_tools_tune_in). Returns the result as malloc'd JSON, or NULL with a message saying what is
+ * wrong with the call (unknown plugin, missing parameter, no tune, a phrase that does not parse) in err; the
+ * chat returns that message to the model as the environment's answer. */
+char *abc_tools_run(const char *message, const char *call, size_t call_len, char *err, size_t errlen);
+
+/* abc_tools_run as a chat plugin (chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, ...)). */
+char *abc_tools_plugin(void *ctx, const char *user, const char *call, size_t call_len, char *err, size_t errlen);
+
+/* The chord progression as one cell per written bar that holds music, "-" where no symbol is written:
+ * "| G | D7 | - | G C |". malloc'd; NULL when out of memory. */
+char *abc_tools_progression(const abc_analysis *a);
+
+#endif
