@@ -12,6 +12,7 @@
 
 #include "hashset.h"
 #include "input.h"
+#include "melodist/abc_tools.h"
 #include "melodist/data.h"
 #include "melodist/data_json.h"
 #include "melodist/persona.h"
@@ -21,7 +22,7 @@
 #include "tune.h"
 
 struct split_files {
-    FILE *pretrain, *xtuner, *openai;
+    FILE *pretrain, *xtuner, *openai, *tools;
 };
 
 struct builder {
@@ -44,7 +45,8 @@ struct builder {
 /* ---- output directory ---- */
 
 static const char *const split_dirs[DATA_SPLIT_COUNT] = {"", "valid/", "test/"};
-static const char *const split_files_names[] = {"pretrain.txt", "sft.xtuner.jsonl", "sft.openai.jsonl"};
+static const char *const split_files_names[] = {"pretrain.txt", "sft.xtuner.jsonl", "sft.openai.jsonl",
+                                                "sft.tools.jsonl"};
 
 static char *path_join(const char *dir, const char *sub, const char *name)
 {
@@ -114,8 +116,8 @@ static int open_outputs(struct builder *b, char *err, size_t errlen)
                 return -1;
             }
         }
-        FILE **f[] = {&b->files[s].pretrain, &b->files[s].xtuner, &b->files[s].openai};
-        for (size_t i = 0; i < 3; i++) {
+        FILE **f[] = {&b->files[s].pretrain, &b->files[s].xtuner, &b->files[s].openai, &b->files[s].tools};
+        for (size_t i = 0; i < 4; i++) {
             char *p = path_join(b->tmp, split_dirs[s], split_files_names[i]);
             *f[i] = fopen(p, "wb");
             if (!*f[i]) {
@@ -133,8 +135,8 @@ static int close_outputs(struct builder *b)
 {
     int rc = b->write_failed ? -1 : 0;
     for (int s = 0; s < DATA_SPLIT_COUNT; s++) {
-        FILE **f[] = {&b->files[s].pretrain, &b->files[s].xtuner, &b->files[s].openai};
-        for (size_t i = 0; i < 3; i++)
+        FILE **f[] = {&b->files[s].pretrain, &b->files[s].xtuner, &b->files[s].openai, &b->files[s].tools};
+        for (size_t i = 0; i < 4; i++)
             if (*f[i]) {
                 if (ferror(*f[i]) || fclose(*f[i]))
                     rc = -1;
@@ -231,6 +233,32 @@ static void emit_record(void *ctx, enum data_task task, int zh, const char *inpu
         b->samples[task]++;
         b->o->sample(b->o->ctx, data_task_name(task), system, input, output);
     }
+}
+
+/* A tool-use record (docs/data.md, "Tool use"): OpenAI-style messages whose roles are InternLM2's role lines, so
+ * that the plugin schema and the plugin's result carry their name=<|plugin|> (as `melodist train` encodes them).
+ * The plugin system prompt stands in for the persona: both and a tune do not fit the shipped model's context. */
+static void emit_tool_record(void *ctx, enum data_task task, int zh, const char *input, const char *call,
+                             const char *result, const char *output)
+{
+    struct builder *b = ctx;
+    (void)zh; /* the question and the answer are in the record's language already */
+    const char *roles[] = {CHAT_ROLE_PLUGIN_SYSTEM, "user", "assistant", CHAT_ROLE_PLUGIN_ENVIRONMENT, "assistant"};
+    const char *contents[] = {abc_tools_schema(), input, call, result, output};
+    struct data_buf *l = &b->line;
+    data_buf_reset(l);
+    data_buf_puts(l, "{\"messages\": [");
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        data_buf_puts(l, i ? ", {\"role\": " : "{\"role\": ");
+        data_json_cstring(l, roles[i]);
+        data_buf_puts(l, ", \"content\": ");
+        data_json_cstring(l, contents[i]);
+        data_buf_puts(l, "}");
+    }
+    data_buf_puts(l, "], \"task\": ");
+    data_json_cstring(l, data_task_name(task));
+    data_buf_puts(l, "}\n");
+    put(b, b->files[b->split].tools, l);
 }
 
 static void write_document(struct builder *b, int split, const char *text, size_t len)
@@ -427,6 +455,7 @@ int data_build(const struct data_build_options *o, struct data_stats *st, char *
         abort();
     snprintf(b.tmp, n, "%s.tmp", o->out_dir);
     b.gen = sft_gen_new(o->seed);
+    sft_gen_on_tool(b.gen, emit_tool_record);
 
     int rc = open_outputs(&b, err, errlen);
     if (!rc)

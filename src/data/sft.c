@@ -12,6 +12,7 @@
 
 #include "hashset.h"
 #include "melodist/abc_analysis.h"
+#include "melodist/abc_tools.h"
 #include "melodist/data_json.h"
 
 enum { REFERENCE_SLOTS = 256, MIN_CHORD_BARS = 4, MIN_PHRASE_NOTES = 3 };
@@ -23,6 +24,7 @@ struct reference {
 
 struct sft_gen {
     uint64_t seed;
+    sft_tool_fn on_tool;
     struct reference refs[DATA_SPLIT_COUNT][REFERENCE_SLOTS];
 };
 
@@ -44,6 +46,8 @@ void sft_gen_free(struct sft_gen *g)
             free(g->refs[s][i].text);
     free(g);
 }
+
+void sft_gen_on_tool(struct sft_gen *g, sft_tool_fn fn) { g->on_tool = fn; }
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -388,16 +392,11 @@ static size_t chord_bars(const abc_analysis *a)
 /* "| G | D7 | G C |": one cell per written bar that holds music, "-" where no symbol is written. */
 static void progression_text(const abc_analysis *a, struct data_buf *out)
 {
-    data_buf_puts(out, "|");
-    for (size_t i = 0; i < a->n_chord_bars; i++) {
-        const abc_bar_chords *c = &a->chords[i];
-        data_buf_putc(out, ' ');
-        if (!c->n)
-            data_buf_putc(out, '-');
-        for (size_t k = 0; k < c->n; k++)
-            data_buf_printf(out, "%s%s", k ? " " : "", c->chords[k]);
-        data_buf_puts(out, " |");
-    }
+    char *cells = abc_tools_progression(a);
+    if (!cells)
+        abort();
+    data_buf_puts(out, cells);
+    free(cells);
 }
 
 /* The tune without chord symbols (harmonisation question). A line left empty is dropped: a blank line would end
@@ -522,6 +521,24 @@ static int pick_zh(struct ctx *c) { return rng_below(&c->rng, 4) != 0; }
 static void emit(struct ctx *c, enum data_task task, int zh, const char *output)
 {
     c->emit(c->emit_ctx, task, zh, c->in.data, output);
+}
+
+/* The record just emitted (question c->in, answer c->out) once more as a tool-use record: the assistant calls
+ * `plugin` (with one string parameter when param is not NULL), the plugin runs on the tune in the question. */
+static void tool_record(struct ctx *c, enum data_task task, int zh, const char *plugin, const char *param,
+                        const char *value)
+{
+    if (!c->g->on_tool)
+        return;
+    char *call = abc_tools_call_text(plugin, param, value), err[256];
+    size_t b, e;
+    if (!call || !abc_tools_find_call(call, &b, &e))
+        abort();
+    char *result = abc_tools_run(c->in.data, call + b, e - b, err, sizeof err);
+    if (result)
+        c->g->on_tool(c->emit_ctx, task, zh, c->in.data, call, result, c->out.data);
+    free(result);
+    free(call);
 }
 
 static void key_names(const abc_analysis *a, char *declared, char *ks, char *modal, size_t size)
@@ -852,6 +869,7 @@ static void f_find_melody(struct ctx *c, int zh)
         else
             data_buf_puts(&c->out, zh ? "。" : ".");
         emit(c, DATA_TASK_FIND_MELODY, zh, c->out.data);
+        tool_record(c, DATA_TASK_FIND_MELODY, zh, "abc_find_melody", "phrase", ph.data);
     }
     data_buf_free(&ph);
 }
@@ -896,6 +914,7 @@ static void f_find_chord(struct ctx *c, int zh)
     join_list(&c->out, bars, n, zh);
     data_buf_puts(&c->out, zh ? " 小节。" : ".");
     emit(c, DATA_TASK_FIND_CHORD, zh, c->out.data);
+    tool_record(c, DATA_TASK_FIND_CHORD, zh, "abc_find_chord", "chord", chord);
 }
 
 static void f_count(struct ctx *c, int zh)
@@ -920,6 +939,7 @@ static void f_count(struct ctx *c, int zh)
         data_buf_printf(&c->out, "As written the tune has %zu bars; played with its repeats, %zu bars. It has %zu voice%s.",
                         a->bars_written, a->bars_played, a->n_voices, a->n_voices > 1 ? "s" : "");
     emit(c, DATA_TASK_COUNT_BARS, zh, c->out.data);
+    tool_record(c, DATA_TASK_COUNT_BARS, zh, "abc_count", NULL, NULL);
 }
 
 static void f_progression(struct ctx *c, int zh)
@@ -939,6 +959,7 @@ static void f_progression(struct ctx *c, int zh)
                               : "The chord progression, one cell per bar (\"-\": the previous chord continues):\n");
     progression_text(&c->a, &c->out);
     emit(c, DATA_TASK_PROGRESSION, zh, c->out.data);
+    tool_record(c, DATA_TASK_PROGRESSION, zh, "abc_progression", NULL, NULL);
 }
 
 static void f_harmonise(struct ctx *c, int zh)
@@ -1056,6 +1077,7 @@ static void f_key(struct ctx *c, int zh)
         data_buf_puts(&c->out, ".");
     }
     emit(c, DATA_TASK_KEY_MODE, zh, c->out.data);
+    tool_record(c, DATA_TASK_KEY_MODE, zh, "abc_key", NULL, NULL);
 }
 
 /* Per-mille rates at which an applicable family is taken for a tune. Families that need chord symbols (a minority

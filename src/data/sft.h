@@ -18,10 +18,18 @@ struct tune_meta {
     int split;
 };
 
+/* Receives one tool-use record: the question and reference answer of an analysis record, with the plugin call the
+ * assistant makes (abc_tools_call_text) and the plugin's result (abc_tools_run) between them. */
+typedef void (*sft_tool_fn)(void *ctx, enum data_task task, int zh, const char *input, const char *call,
+                            const char *result, const char *output);
+
 struct sft_gen;
 
 struct sft_gen *sft_gen_new(uint64_t seed);
 void sft_gen_free(struct sft_gen *g);
+/* From now on the analysis families answered by a plugin (key and mode, bar count, find melody, find chord,
+ * progression) also give each record as a tool-use record to fn, with sft_tune's ctx. */
+void sft_gen_on_tool(struct sft_gen *g, sft_tool_fn fn);
 /* All records for one tune (a deterministic choice of families, see sft.c). */
 void sft_tune(struct sft_gen *g, const struct tune *t, const struct tune_meta *meta, sft_emit_fn emit, void *ctx);
 /* The self-cognition conversations: every question phrasing with an answer, both languages. `select` says which
