@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "compose_cli.h"
 #include "gen_options.h"
+#include "melodist/abc_tools.h"
 #include "melodist/chat.h"
 #include "melodist/persona.h"
 
@@ -19,6 +21,8 @@ static void usage(FILE *out)
             "  --tokenizer PATH        tokenizer.model to use instead of MODEL_DIR/tokenizer.model\n"
             "  --adapter DIR           a PEFT LoRA adapter (melodist finetune's DIR/adapter), merged at load time\n"
             "  --system TEXT           system prompt (default: the Melodist composer persona)\n"
+            "  --abc-plugins           give the model the ABC engine as plugins (key, bar count, find a phrase or a\n"
+            "                          chord, chord progression; docs/chat.md): their schema is the system prompt\n"
             "  --lang zh|en            language of the default persona (zh)\n"
             "  --ctx N                 context length in tokens (default: the model's, at most 4096)\n"
             "  --stop TEXT             stop string (repeatable, up to 16); </s> and <|im_end|> always stop\n"
@@ -26,7 +30,8 @@ static void usage(FILE *out)
             "Defaults as InternLM2's chat(): temperature 0.8, top-p 0.8, 1024 tokens per reply (at most half the\n"
             "context).\n"
             "One message per line on stdin. Commands: /reset (forget the conversation), /system TEXT (new system\n"
-            "prompt; /system alone removes it), /exit. Replies go to stdout, notices to stderr. When the\n"
+            "prompt; /system alone removes it), /file PATH TEXT (send TEXT, a newline and the file, e.g. a tune),\n"
+            "/exit. Replies go to stdout, notices (plugin results) to stderr. When the\n"
             "conversation outgrows the context the oldest turns are dropped (a notice says so).\n"
             "Exit status: 0, or 1 when the model could not be loaded or some message got no reply.\n");
 }
@@ -49,7 +54,7 @@ static void print_ids(const tok_ids *ids)
 
 /* The prompt the next reply will see, for --print-prompt. */
 static void print_prompt(const struct chat_session *s, const mt_tokenizer *tok, const char *system,
-                         const char *line, const struct gen_params *p)
+                         int plugins, const char *line, const struct gen_params *p)
 {
     const struct chat_message *turns;
     int n = chat_session_messages(s, &turns);
@@ -57,7 +62,9 @@ static void print_prompt(const struct chat_session *s, const mt_tokenizer *tok, 
     if (!msgs)
         return;
     int k = 0;
-    if (system && *system)
+    if (plugins)
+        msgs[k++] = (struct chat_message){CHAT_PLUGIN_SYSTEM, abc_tools_schema(), strlen(abc_tools_schema())};
+    else if (system && *system)
         msgs[k++] = (struct chat_message){CHAT_SYSTEM, system, strlen(system)};
     for (int i = 0; i < n; i++)
         msgs[k++] = turns[i];
@@ -71,8 +78,33 @@ static void print_prompt(const struct chat_session *s, const mt_tokenizer *tok, 
     free(msgs);
 }
 
-static int chat_loop(struct chat_session *s, const mt_tokenizer *tok, char **system, const struct gen_params *p,
-                     const char *const *stops, int n_stops, int print_prompt_ids)
+/* "TEXT\nFILE CONTENTS" for "/file PATH TEXT"; NULL after saying why. */
+static char *file_message(const char *args)
+{
+    const char *sp = strchr(args, ' ');
+    char *path = sp ? strndup(args, (size_t)(sp - args)) : strdup(args);
+    char *text = path ? compose_read_text("chat", path, NULL) : NULL, *msg = NULL;
+    if (text && asprintf(&msg, "%s\n%s", sp ? sp + 1 : "", text) < 0)
+        msg = NULL;
+    free(path);
+    free(text);
+    return msg;
+}
+
+/* The plugin calls of the last reply and their results, from the history. */
+static void print_calls(const struct chat_session *s, int n_calls)
+{
+    const struct chat_message *msgs;
+    int n = chat_session_messages(s, &msgs);
+    for (int i = n - 1; i > 0 && n_calls; i--)
+        if (msgs[i].role == CHAT_ENVIRONMENT) {
+            fprintf(stderr, "[plugin result: %.*s]\n", (int)msgs[i].len, msgs[i].text);
+            n_calls--;
+        }
+}
+
+static int chat_loop(struct chat_session *s, const mt_tokenizer *tok, char **system, int plugins,
+                     const struct gen_params *p, const char *const *stops, int n_stops, int print_prompt_ids)
 {
     int interactive = isatty(STDIN_FILENO), failed = 0;
     char *line = NULL;
@@ -110,23 +142,31 @@ static int chat_loop(struct chat_session *s, const mt_tokenizer *tok, char **sys
             fprintf(stderr, *text ? "[system prompt set]\n" : "[system prompt removed]\n");
             continue;
         }
-        if (line[0] == '/' && line[1] != '/') {
-            fprintf(stderr, "melodist chat: unknown command '%s' (commands: /reset, /system TEXT, /exit; start a "
-                            "message with // to send a literal /)\n", line);
+        char *attached = NULL;
+        if (!strncmp(line, "/file ", 6) && !(attached = file_message(line + 6))) {
+            failed = 1;
             continue;
         }
-        const char *msg = line[0] == '/' ? line + 1 : line;
+        if (line[0] == '/' && line[1] != '/' && !attached) {
+            fprintf(stderr, "melodist chat: unknown command '%s' (commands: /reset, /system TEXT, /file PATH TEXT, "
+                            "/exit; start a message with // to send a literal /)\n", line);
+            continue;
+        }
+        const char *msg = attached ? attached : line[0] == '/' ? line + 1 : line;
         if (print_prompt_ids)
-            print_prompt(s, tok, *system, msg, p);
+            print_prompt(s, tok, *system, plugins, msg, p);
         struct chat_reply r;
         char err[1024];
-        if (chat_session_reply(s, msg, strlen(msg), p, stops, n_stops, show, NULL, &r, err, sizeof err)) {
+        int rc = chat_session_reply(s, msg, strlen(msg), p, stops, n_stops, show, NULL, &r, err, sizeof err);
+        free(attached);
+        if (rc) {
             fprintf(stderr, "melodist chat: %s\n", err);
             failed = 1;
             continue;
         }
         fputc('\n', stdout);
         fflush(stdout);
+        print_calls(s, r.n_calls);
         if (r.n_dropped)
             fprintf(stderr, "[%d old message%s dropped to fit the %d-token context]\n", r.n_dropped,
                     r.n_dropped == 1 ? "" : "s", chat_session_context(s));
@@ -142,7 +182,7 @@ int cmd_chat(int argc, char **argv)
 {
     const char *dir = NULL, *tok_path = NULL, *system_arg = NULL, *lang = "zh", *adapter = NULL;
     const char *stops[MAX_STOPS];
-    int n_stops = 0, threads = 0, context = 0, print_prompt_ids = 0, max_given = 0;
+    int n_stops = 0, threads = 0, context = 0, print_prompt_ids = 0, max_given = 0, plugins = 0;
     struct gen_params p;
     gen_params_default(&p);
     p.max_tokens = 1024;
@@ -154,6 +194,10 @@ int cmd_chat(int argc, char **argv)
         }
         if (!strcmp(a, "--print-prompt")) {
             print_prompt_ids = 1;
+            continue;
+        }
+        if (!strcmp(a, "--abc-plugins")) {
+            plugins = 1;
             continue;
         }
         if (!v) {
@@ -211,13 +255,18 @@ int cmd_chat(int argc, char **argv)
     char *system = strdup(system_arg ? system_arg : !strcmp(lang, "en") ? MELODIST_PERSONA_EN : MELODIST_PERSONA_ZH);
     struct chat_session *s = system ? chat_session_new(m, tok, system, context, err, sizeof err) : NULL;
     int rc = 1;
+    if (s && plugins && chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, ABC_TOOLS_MAX_CALLS)) {
+        chat_session_free(s);
+        s = NULL;
+        snprintf(err, sizeof err, "out of memory");
+    }
     if (!s)
         fprintf(stderr, "melodist chat: %s\n", system ? err : "out of memory");
     else if (p.max_tokens >= context)
         fprintf(stderr, "melodist chat: --max-tokens %d leaves no room for the prompt in a %d-token context "
                         "(lower it or raise --ctx)\n", p.max_tokens, context);
     else
-        rc = chat_loop(s, tok, &system, &p, stops, n_stops, print_prompt_ids);
+        rc = chat_loop(s, tok, &system, plugins, &p, stops, n_stops, print_prompt_ids);
     chat_session_free(s);
     free(system);
     model_free(m);

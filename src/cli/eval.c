@@ -12,6 +12,7 @@
 #include "compose_cli.h"
 #include "melodist/abc.h"
 #include "melodist/abc_analysis.h"
+#include "melodist/abc_tools.h"
 #include "melodist/chat.h"
 #include "melodist/eval.h"
 #include "melodist/generate.h"
@@ -46,7 +47,8 @@ static const char *const eval_help =
     "  --data FILE       held-out tunes (.abc, or a pretrain.txt with <|endofdoc|> separators)\n"
     "  --train FILE      the training tunes (same formats): the n-gram baseline is trained on them and generated\n"
     "                    tunes are searched in them for copied bars (without it both are left out)\n"
-    "  --sft FILE        held-out SFT records (xtuner JSONL): analysis questions answered by the model\n"
+    "  --sft FILE        held-out SFT records (xtuner JSONL): analysis questions answered by the model alone\n"
+    "                    and with the ABC plugins (abc_tools.h)\n"
     "  --limit N         tunes of FILE for bits/char (all)\n"
     "  --n-gen N         held-out tunes whose controls are used for generation (20)\n"
     "  --n-analysis N    questions per analysis family (10)\n"
@@ -598,6 +600,12 @@ static const char *const families[] = {"key_mode", "analysis_count", "genre", "a
                                        "analysis_find_chord", "analysis_progression"};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
+struct analysis_rates {
+    struct rate alone;  /* the model alone, the question in the persona's chat */
+    struct rate plugin; /* the model with the ABC plugins */
+    struct rate called; /* ... that made a plugin call the plugin ran */
+};
+
 /* The facts of an answer: its ASCII words and numbers (key names, chords, bar numbers, counts), without the
  * decimals (correlations) that the answers also quote. */
 static void facts(const char *s, char *out, size_t size)
@@ -621,17 +629,44 @@ static void facts(const char *s, char *out, size_t size)
     }
 }
 
-static int analysis(struct eval_ctx *e, const char *path, int per_family, struct rate acc[N_FAMILIES])
+/* The model's answer with the ABC plugins (abc_tools.h), greedy: the conversation of the tool-use records
+ * (plugin schema as the system prompt, the question, the call, the environment's result, the answer). NULL when
+ * it could not answer; *called is set when a plugin ran without refusing the call. */
+static char *plugin_reply(struct chat_session *s, const char *user, uint64_t seed, int *called)
+{
+    struct gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0;
+    p.seed = seed;
+    p.max_tokens = 200;
+    struct chat_reply r;
+    char err[256];
+    chat_session_reset(s);
+    *called = 0;
+    if (chat_session_reply(s, user, strlen(user), &p, NULL, 0, NULL, NULL, &r, err, sizeof err))
+        return NULL;
+    *called = r.n_calls > r.n_call_errors;
+    return r.text;
+}
+
+static int analysis(struct eval_ctx *e, const char *path, int per_family, struct analysis_rates acc[N_FAMILIES])
 {
     char *text = compose_read_text("eval", path, NULL);
     if (!text)
         return -1;
+    char err[256];
+    struct chat_session *s = chat_session_new(e->cm.model, e->cm.tok, NULL, e->ctx_len, err, sizeof err);
+    if (!s || chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, ABC_TOOLS_MAX_CALLS)) {
+        fprintf(stderr, "melodist eval: %s\n", s ? "out of memory" : err);
+        chat_session_free(s);
+        free(text);
+        return -1;
+    }
     int counts[N_FAMILIES] = {0};
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = 0;
-        char err[256];
         struct json *j = json_parse(line, strlen(line), err, sizeof err);
         const struct json *task = j ? json_get(j, "task") : NULL;
         const struct json *conv = j ? json_get(j, "conversation") : NULL;
@@ -643,11 +678,17 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
             const struct json *in = json_get(&conv->items[0], "input");
             const struct json *out = json_get(&conv->items[0], "output");
             if (sys && in && out && sys->type == JSON_STRING && in->type == JSON_STRING && out->type == JSON_STRING) {
-                char *answer = chat_reply(e, sys->string, in->string, 200, 0, e->seed);
                 char want[1024], got[1024];
                 facts(out->string, want, sizeof want);
+                char *answer = chat_reply(e, sys->string, in->string, 200, 0, e->seed);
                 facts(answer ? answer : "", got, sizeof got);
-                rate_add(&acc[f], answer && !strcmp(want, got));
+                rate_add(&acc[f].alone, answer && !strcmp(want, got));
+                free(answer);
+                int called;
+                answer = plugin_reply(s, in->string, e->seed, &called);
+                facts(answer ? answer : "", got, sizeof got);
+                rate_add(&acc[f].plugin, answer && !strcmp(want, got));
+                rate_add(&acc[f].called, called);
                 free(answer);
                 counts[f]++;
                 progress("analysis question %s %d", families[f], counts[f]);
@@ -656,6 +697,7 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
         json_free(j);
     }
     progress_done();
+    chat_session_free(s);
     free(text);
     return 0;
 }
@@ -721,7 +763,7 @@ struct report {
     struct bits bits;
     struct gen_stats con, fre, unc, ngr;
     double held_pc[12], held_iv[EVAL_INTERVALS];
-    struct rate acc[N_FAMILIES];
+    struct analysis_rates acc[N_FAMILIES];
     int used, order, have_ngram;
 };
 
@@ -776,11 +818,14 @@ static void markdown(const struct report *r, FILE *out)
     cell(out, r->fre.valid.n ? eval_tv_distance(r->fre.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     fprintf(out, " | |\n");
+    fprintf(out, "\n| analysis answers (held-out SFT questions) | questions | model alone | model with ABC plugin | "
+                 "plugin call made | target | result |\n|---|---|---|---|---|---|---|\n");
     for (size_t f = 0; f < N_FAMILIES; f++) {
-        fprintf(out, "| analysis answers by the model (%ld questions): %s | |", r->acc[f].n, families[f]);
-        cell(out, rate_of(&r->acc[f]), 1);
-        fprintf(out, " - |");
-        target(out, rate_of(&r->acc[f]), 0.95);
+        fprintf(out, "| %s | %ld |", families[f], r->acc[f].alone.n);
+        cell(out, rate_of(&r->acc[f].alone), 1);
+        cell(out, rate_of(&r->acc[f].plugin), 1);
+        cell(out, rate_of(&r->acc[f].called), 1);
+        target(out, rate_of(&r->acc[f].plugin), 0.95);
     }
     fprintf(out, "\nLongest run of bars copied from training (composer tunes): ");
     for (int i = 0; i < 18; i++)
@@ -815,8 +860,10 @@ static void json(const struct report *r, const char *dir, const char *data)
     printf("\"analysis\":{");
     for (size_t f = 0; f < N_FAMILIES; f++) {
         printf("\"%s\":{", families[f]);
-        jnum("accuracy", rate_of(&r->acc[f]), 1);
-        printf("\"questions\":%ld}%s", r->acc[f].n, f + 1 < N_FAMILIES ? "," : "");
+        jnum("accuracy", rate_of(&r->acc[f].alone), 1);
+        jnum("accuracy_with_plugin", rate_of(&r->acc[f].plugin), 1);
+        jnum("plugin_called", rate_of(&r->acc[f].called), 1);
+        printf("\"questions\":%ld}%s", r->acc[f].alone.n, f + 1 < N_FAMILIES ? "," : "");
     }
     printf("}}\n");
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "melodist/abc.h"
+#include "melodist/abc_tools.h"
 #include "melodist/json.h"
 #include "server_internal.h"
 
@@ -415,7 +416,12 @@ void api_chat_completions(struct conn *c, const struct http_request *r)
         chat_session_reset(s->chat);
         rc = -1;
         snprintf(err, sizeof err, "out of memory");
-        if (!chat_session_set_system(s->chat, q.system ? q.system : s->system)) {
+        /* "abc_plugins": true gives the model the ABC engine as plugins (docs/chat.md); their calls are run here. */
+        const struct json *plugins = field(req, "abc_plugins");
+        int with_plugins = plugins && plugins->type == JSON_BOOL && plugins->boolean;
+        if (!chat_session_set_system(s->chat, q.system ? q.system : s->system) &&
+            !chat_session_set_plugins(s->chat, with_plugins ? abc_tools_schema() : NULL, abc_tools_plugin, NULL,
+                                      ABC_TOOLS_MAX_CALLS)) {
             int i = 0;
             while (i < q.n_turns - 1 && !chat_session_add(s->chat, q.turns[i].role, q.turns[i].text, q.turns[i].len))
                 i++;
