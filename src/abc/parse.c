@@ -57,9 +57,9 @@ static const char *field_value(parser *p, size_t a, size_t b)
 {
     while (a < b && (p->s[a] == ' ' || p->s[a] == '\t'))
         a++;
-    for (size_t i = a; i < b; i++)
-        if (p->s[i] == '%' && (i == a || p->s[i - 1] != '\\')) {
-            b = i;
+    for (const char *c = memchr(p->s + a, '%', b - a); c; c = memchr(c + 1, '%', (size_t)(p->s + b - c - 1)))
+        if (c == p->s + a || c[-1] != '\\') {
+            b = (size_t)(c - p->s);
             break;
         }
     while (b > a && (p->s[b - 1] == ' ' || p->s[b - 1] == '\t'))
@@ -655,6 +655,22 @@ static void end_tune(parser *p, size_t end)
 
 enum section { FILE_HEADER, BETWEEN, HEADER, BODY };
 
+/* The X: reference number (0 to 10^9), -1 when the value is not one. */
+static int x_number(const char *v)
+{
+    long x = 0;
+    const char *s = v;
+    while (*s >= '0' && *s <= '9' && s - v < 10)
+        x = x * 10 + (*s++ - '0');
+    if (s == v || *s) { /* a sign, blanks, more digits: strtol's rules */
+        char *e;
+        x = strtol(v, &e, 10);
+        if (e == v || *e)
+            return -1;
+    }
+    return x < 0 || x > 1000000000 ? -1 : (int)x;
+}
+
 abc_file *abc_parse(const char *buf, size_t len)
 {
     return abc_parse_part(buf, len, 1, false);
@@ -690,6 +706,7 @@ static void parse_text(abc_file *f, parse_vecs *v, int first_line, bool compound
     enum section sec = FILE_HEADER;
     bool file_compound = compound;
 
+    bool nul = memchr(p.s, 0, len) != NULL; /* NUL bytes are reported line by line */
     size_t pos = 0;
     if (len >= 3 && !memcmp(p.s, "\xEF\xBB\xBF", 3))
         pos = 3; /* UTF-8 byte order mark */
@@ -704,7 +721,8 @@ static void parse_text(abc_file *f, parse_vecs *v, int first_line, bool compound
         p.line_start = pos;
         const char *ls = p.s + pos;
         size_t ll = end - pos;
-        for (char *z = memchr(f->text + pos, 0, ll); z; z = memchr(z + 1, 0, (size_t)(f->text + end - z - 1))) {
+        for (char *z = nul ? memchr(f->text + pos, 0, ll) : NULL; z;
+             z = memchr(z + 1, 0, (size_t)(f->text + end - z - 1))) {
             diag(&p, (size_t)(z - f->text), "syntax", "remove it: ABC is text", "NUL byte in the text");
             *z = ' ';
         }
@@ -731,14 +749,9 @@ static void parse_text(abc_file *f, parse_vecs *v, int first_line, bool compound
             t->h0 = p.fields.n;
             t->b0 = p.els.n;
             push_field(&p, &p.fields, 'X', pos, pos + 2, end);
-            const char *xv = ((abc_field *)p.fields.data)[p.fields.n - 1].value;
-            char *xe;
-            long x = strtol(xv, &xe, 10);
-            if (xe == xv || *xe || x < 0 || x > 1000000000) {
+            t->x = x_number(((abc_field *)p.fields.data)[p.fields.n - 1].value);
+            if (t->x < 0)
                 diag(&p, pos, "header", "write a number, e.g. X:1", "X: needs a reference number");
-                x = -1;
-            }
-            t->x = (int)x;
             p.compound = file_compound;
             sec = HEADER;
         } else if (blank) {

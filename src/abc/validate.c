@@ -37,22 +37,22 @@ static void check_header(const abc_file *f, size_t index, abc_diags *out)
         abc_diags_add(out, ABC_WARNING, t->header[0].line, t->header[0].col, ti, "header",
                       "add a title, e.g. T:My Tune, after X:", "tune without a T: title");
     (void)have_k; /* a missing K: is reported by the parser */
-    for (size_t i = 0; i < t->n_body; i++) {
-        const abc_element *e = &t->body[i];
-        if (e->kind != ABC_EL_FIELD)
-            continue;
-        char k = e->u.field.key;
-        if (!strchr(known_fields, k))
-            abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "field",
-                          "use a standard field letter, or a comment (%) for private data", "unknown field '%c:'", k);
-        else if (!strchr(body_fields, k))
-            abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "header",
-                          "move it into the tune header, before K:", "field '%c:' is only allowed in the header", k);
-    }
 }
 
-/* Slurs, tuplets, grace groups and endings in written order (per tune; voices share the counters). */
-static void check_balance(const abc_file *f, size_t index, abc_diags *out)
+static void check_body_field(const abc_element *e, int ti, abc_diags *out)
+{
+    char k = e->u.field.key;
+    if (!strchr(known_fields, k))
+        abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "field",
+                      "use a standard field letter, or a comment (%) for private data", "unknown field '%c:'", k);
+    else if (!strchr(body_fields, k))
+        abc_diags_add(out, ABC_WARNING, e->line, e->col, ti, "header", "move it into the tune header, before K:",
+                      "field '%c:' is only allowed in the header", k);
+}
+
+/* One pass over the body: field letters; slurs, tuplets, grace groups and endings in written order (per
+ * tune; voices share the counters). */
+static void check_body(const abc_file *f, size_t index, abc_diags *out)
 {
     const abc_tune *t = &f->tunes[index];
     int ti = (int)index;
@@ -124,6 +124,7 @@ static void check_balance(const abc_file *f, size_t index, abc_diags *out)
                 last_ending = 0;
             break;
         case ABC_EL_FIELD:
+            check_body_field(e, ti, out);
             if (e->u.field.key == 'V') {
                 slur_depth = 0;
                 tup_left = 0;
@@ -226,7 +227,7 @@ static size_t validate_one(abc_modeler *w, const abc_file *f, size_t index, abc_
 {
     size_t before = out->n_errors;
     check_header(f, index, out);
-    check_balance(f, index, out);
+    check_body(f, index, out);
     const abc_model *m = w ? abc_modeler_run(w, f, index, out) : NULL;
     if (m) {
         for (size_t v = 0; v < m->n_voices; v++)
