@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "melodist/fileio.h"
@@ -252,6 +253,18 @@ static void fill_random(struct nn_matrix *mat, uint64_t *seed, float a)
     nn_parallel_for(mat->rows, fill_rows, &job);
 }
 
+/* Weights on 2 MiB pages where the kernel allows (transparent huge pages in "madvise" mode): decode streams
+ * every weight once per token, and 4 KiB pages cost a page-table walk per 4 KiB (1 thread, bf16 matvec from
+ * memory on a loaded machine: 30 GB/s on 4 KiB pages, 40 GB/s on 2 MiB ones). */
+static void *alloc_weights(size_t size)
+{
+    size_t page = (size_t)2 << 20, rounded = (size + page - 1) / page * page;
+    void *p = aligned_alloc(page, rounded);
+    if (p)
+        madvise(p, rounded, MADV_HUGEPAGE); /* only advice: without it the weights stay on 4 KiB pages */
+    return p;
+}
+
 struct model *model_new_random(const struct model_config *c, enum nn_dtype dtype, uint64_t seed, float std)
 {
     struct model *m = calloc(1, sizeof *m);
@@ -264,7 +277,7 @@ struct model *model_new_random(const struct model_config *c, enum nn_dtype dtype
         !(m->config_json = model_config_json(c)))
         goto fail;
     layout(m, dtype, NULL, &size);
-    if (!(m->owned = aligned_alloc(64, size)))
+    if (!(m->owned = alloc_weights(size)))
         goto fail;
     layout(m, dtype, m->owned, &size);
     float a = std * sqrtf(3.0f);
