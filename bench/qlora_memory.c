@@ -5,7 +5,7 @@
  *   qlora_memory full|lora|qlora DIR SEQ R STEPS [OPTION...]
  *       full f32 training / LoRA on the bf16 base / QLoRA (NF4 + double quantisation), LoRA rank R on every
  *       linear layer; OPTION: recompute (activation checkpointing), nf4-head (QLoRA: the output head in NF4
- *       too).
+ *       too), adamw8bit (bitsandbytes' 8-bit AdamW moments), bf16-adapters (LoRA weights and gradients in bf16).
  * The peak splits into "fixed" (measured: the resident memory after the steps once the activations and the
  * scratch are freed: weights, adapters, gradients, optimizer state) and "activations" (peak - fixed). */
 #include <malloc.h>
@@ -66,17 +66,21 @@ int main(int argc, char **argv)
     }
     if (argc < 6) {
         fprintf(stderr, "usage: qlora_memory write DIR LAYERS | qlora_memory full|lora|qlora DIR SEQ R STEPS "
-                "[recompute] [nf4-head]\n");
+                "[recompute] [nf4-head] [adamw8bit] [bf16-adapters]\n");
         return 2;
     }
     const char *mode = argv[1];
-    int T = atoi(argv[3]), r = atoi(argv[4]), steps = atoi(argv[5]), recompute = 0, nf4_head = 0;
+    int T = atoi(argv[3]), r = atoi(argv[4]), steps = atoi(argv[5]), recompute = 0, nf4_head = 0, adamw8 = 0, bf16 = 0;
     char options[256] = "";
     for (int i = 6; i < argc; i++) {
         if (!strcmp(argv[i], "recompute"))
             recompute = 1;
         else if (!strcmp(argv[i], "nf4-head"))
             nf4_head = 1;
+        else if (!strcmp(argv[i], "adamw8bit"))
+            adamw8 = 1;
+        else if (!strcmp(argv[i], "bf16-adapters"))
+            bf16 = 1;
         else
             die("option", argv[i]);
         snprintf(options + strlen(options), sizeof options - strlen(options), "%s%s", *options ? "," : "", argv[i]);
@@ -96,15 +100,14 @@ int main(int argc, char **argv)
         trained = tm->n_params;
     } else {
         struct lora_config lc = {.r = r, .alpha = 16, .dropout = 0.1f, .targets = LORA_ALL_TARGETS,
-                                 .nf4 = !strcmp(mode, "qlora"), .double_quant = 1, .nf4_output = nf4_head};
+                                 .nf4 = !strcmp(mode, "qlora"), .double_quant = 1, .nf4_output = nf4_head, .bf16 = bf16};
         L = lora_new(m, &lc, T, 1, err, sizeof err);
         tm = L ? train_model_new_frozen(m, &L->ops, 1, T, recompute, err, sizeof err) : NULL;
         if (!tm)
             die("adapters", err);
         trained = L->n_params;
     }
-    float *params = L ? L->params : tm->params, *grads = L ? L->grads : tm->grads;
-    if (adamw_init(&opt, trained))
+    if ((adamw8 ? adamw_init_8bit : adamw_init)(&opt, trained))
         die("optimizer", "out of memory");
     int32_t *tok = malloc(sizeof(int32_t) * T), *tgt = malloc(sizeof(int32_t) * T);
     int32_t *start = calloc((size_t)T, sizeof(int32_t)), *pos = malloc(sizeof(int32_t) * T);
@@ -116,10 +119,17 @@ int main(int argc, char **argv)
     double before = status_mb("VmRSS:"), t0 = now(), c0 = cpu_now(), loss = 0;
     struct adamw_config ac = {0.9, 0.999, 1e-8};
     for (int i = 0; i < steps; i++) {
-        memset(grads, 0, sizeof(float) * trained);
+        if (L)
+            lora_zero_grads(L);
+        else
+            memset(tm->grads, 0, sizeof(float) * trained);
         loss = train_forward_backward(tm, tok, tgt, start, pos, 1.0f / (float)(T - 1)) / (T - 1);
-        adamw_begin_step(&opt);
-        adamw_update(&opt, 0, params, grads, trained, 2e-4, 0.0, &ac);
+        if (L) {
+            lora_optimizer_step(L, &opt, 2e-4, 0.0, &ac, 1.0f);
+        } else {
+            adamw_begin_step(&opt);
+            adamw_update(&opt, 0, tm->params, tm->grads, trained, 2e-4, 0.0, &ac);
+        }
     }
     double dt = now() - t0, cpu = cpu_now() - c0, peak = status_mb("VmHWM:");
     size_t acts = tm->arena_floats * sizeof(float);
@@ -147,7 +157,9 @@ int main(int argc, char **argv)
                                                                  (double)nn_matrix_bytes(&m->tok_embeddings))
                        : 0.0;
     double head = L && L->nf4 && !nf4_head ? (double)nn_matrix_bytes(&m->output) : 0.0;
-    double state = (double)trained * 2 * sizeof(float), moments = (double)trained * 2 * sizeof(float);
+    double state = (double)trained * 2 * (bf16 ? sizeof(uint16_t) : sizeof(float));
+    double moments = adamw8 ? (double)trained * 2 + 2.0 * sizeof(float) * (double)((trained + ADAMW8_BLOCK - 1) / ADAMW8_BLOCK)
+                            : (double)trained * 2 * sizeof(float);
     printf("      fixed %6.0f MB = base matrices %6.0f (decoder%s) + output head %5.0f + trained parameters and "
            "gradients %6.0f + AdamW moments %6.0f + other %4.0f\n",
            fixed, weights / 1e6, L && L->nf4 ? (nf4_head ? " and head, NF4" : " NF4") : L ? " and head, bf16" : "s: none, all trained", head / 1e6,

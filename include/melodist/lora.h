@@ -20,12 +20,16 @@ struct lora_config {
     unsigned targets;      /* bit (1 << enum train_linear) per adapted kind of layer */
     int nf4, double_quant; /* QLoRA: the decoder's matrices held as NF4 */
     int nf4_output;        /* with nf4, the output head too (bitsandbytes keeps it unquantised by default) */
+    int bf16;              /* adapter weights and their gradients held as bf16 (the QLoRA paper's adapters) */
 };
 
-/* One adapted layer; A and B point into lora->params, their gradients at the same offsets in grads. */
+/* One adapted layer: A [r, in] at offset `at` of the flat parameters, B [out, r] right after it; gradients at
+ * the same offsets. */
 struct lora_adapter {
     int in, out;
-    float *A, *B; /* NULL when the layer is not a target */
+    int adapted;  /* the layer is a target */
+    size_t at;
+    float *A, *B; /* into params (f32 adapters); NULL for bf16 adapters or when not a target */
 };
 
 struct lora {
@@ -34,7 +38,8 @@ struct lora {
     int n_layers;
     struct lora_adapter *ad;    /* layer l, kind k < TRAIN_OUTPUT at l * TRAIN_OUTPUT + k; the output head last */
     size_t n_params;
-    float *params, *grads;
+    float *params, *grads;      /* f32 adapters, or NULL */
+    uint16_t *params16, *grads16; /* bf16 adapters (cfg.bf16), or NULL */
     struct nf4_tensor *nf4;     /* QLoRA: the base matrices, indexed as ad (the head only with nf4_output) */
     int training;               /* dropout on */
     uint64_t dropout_seed;      /* set per micro-batch: the masks are a hash of it, the layer and the element */
@@ -57,13 +62,23 @@ struct lora *lora_new(const struct model *base, const struct lora_config *cfg, i
 void lora_free(struct lora *L);
 size_t lora_base_bytes(const struct lora *L); /* bytes of the NF4 weights */
 
-/* Adapter directory (PEFT format). base_name goes to base_model_name_or_path. */
+/* Training: zero the gradients; all-reduce them across processes, clip them to max_norm (global L2 norm, none
+ * when <= 0) and take one AdamW step (f32 or 8-bit moments; bf16 adapters are updated in f32 and rounded),
+ * returning the norm before clipping; set the parameters from an adapter of the same shape (lora_load's). */
+void lora_zero_grads(struct lora *L);
+double lora_optimizer_step(struct lora *L, struct adamw *o, double lr, double wd, const struct adamw_config *c,
+                           float max_norm);
+int lora_copy_params(struct lora *L, const struct lora *from);
+
+/* Adapter directory (PEFT format): f32 tensors, bf16 for bf16 adapters. base_name goes to
+ * base_model_name_or_path. */
 int lora_save(const struct lora *L, const char *dir, const char *base_name, char *err, size_t errlen);
 /* Loads DIR's adapter_config.json and adapter_model.safetensors for a model of base's shape. */
 struct lora *lora_load(const char *dir, const struct model *base, char *err, size_t errlen);
 
 /* W += scaling * B A on every adapted matrix of m: each becomes an f32 copy whose memory is returned in
- * *owned (free with free() after the model). The output head of a model with tied embeddings cannot merge. */
+ * *owned (free with free() after the model). The output head of a model with tied embeddings cannot merge;
+ * L is an f32 adapter (lora_load's). */
 int lora_merge(const struct lora *L, struct model *m, void **owned, char *err, size_t errlen);
 
 #endif

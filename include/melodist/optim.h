@@ -46,6 +46,8 @@ void adamw_update(struct adamw *o, size_t offset, float *params, const float *gr
 /* torch.nn.utils.clip_grad_norm_: returns the L2 norm of g[0..n) (accumulated in double) and multiplies g by
  * min(1, max_norm / (norm + 1e-6)); max_norm <= 0 leaves g as it is. */
 double grad_clip(float *g, size_t n, float max_norm);
+/* The factor grad_clip multiplies by for a gradient of this norm. */
+float grad_clip_factor(double norm, float max_norm);
 
 enum lr_decay { LR_COSINE, LR_LINEAR, LR_CONSTANT };
 

@@ -77,6 +77,12 @@ static int parse(const struct json *j, const char *dir, struct finetune_config *
     c->recompute = flag(j, "use_activation_checkpointing", 1);
     c->lora = (struct lora_config){.r = (int)number(lora, "r", 64), .alpha = (float)number(lora, "lora_alpha", 16),
                                    .dropout = (float)number(lora, "lora_dropout", 0.1), .targets = LORA_ALL_TARGETS};
+    const struct json *dtype = member(lora, "adapter_dtype", JSON_STRING);
+    c->lora.bf16 = dtype && !strcmp(dtype->string, "bfloat16");
+    if (dtype && !c->lora.bf16 && strcmp(dtype->string, "float32")) {
+        snprintf(err, errlen, "\"lora\": \"adapter_dtype\" is \"float32\" or \"bfloat16\", not \"%s\"", dtype->string);
+        return -1;
+    }
     const struct json *targets = member(lora, "target_modules", JSON_ARRAY);
     if (targets)
         c->lora.targets = 0;
@@ -286,9 +292,7 @@ static int resume(struct run *r, const char *ck)
     struct lora *L = lora_load(ck, r->base, r->err, r->errlen);
     if (!L)
         return -1;
-    int same = L->n_params == r->lora->n_params && L->cfg.r == r->lora->cfg.r && L->cfg.targets == r->lora->cfg.targets;
-    if (same)
-        memcpy(r->lora->params, L->params, sizeof(float) * L->n_params);
+    int same = !lora_copy_params(r->lora, L);
     lora_free(L);
     if (!same) {
         snprintf(r->err, r->errlen, "%s: the adapter's rank or target modules differ from the config's", ck);
@@ -400,25 +404,19 @@ static int setup(struct run *r)
         if (trainlog_resume(r->log_path, r->step, &r->curve, r->err, r->errlen))
             return -1;
     }
-    snprintf(msg, sizeof msg, "%s%s%s, base %s (%zu parameters%s%.1f MB NF4); %zu adapter parameters (r %d, alpha %g, "
-             "dropout %g); %zu training rows of %d tokens%s, %zu validation rows; %" PRId64 " steps of %d x %d rows",
-             c->lora.nf4 ? "QLoRA" : "LoRA", c->task[0] ? " on task " : "", c->task, c->base, model_param_count(r->base),
-             c->lora.nf4 ? ", decoder " : "", c->lora.nf4 ? (double)lora_base_bytes(r->lora) / 1e6 : 0.0,
-             r->lora->n_params, c->lora.r, c->lora.alpha, c->lora.dropout, r->train.n_rows, c->max_length,
-             c->pack ? " (packed)" : "", r->valid.n_rows, r->steps, c->accumulative_counts, c->batch_size);
+    char nf4[64] = "";
+    if (c->lora.nf4)
+        snprintf(nf4, sizeof nf4, "; decoder%s NF4, %.1f MB", c->lora.nf4_output ? " and head" : "",
+                 (double)lora_base_bytes(r->lora) / 1e6);
+    snprintf(msg, sizeof msg, "%s%s%s, base %s (%zu parameters%s); %zu %s adapter parameters (r %d, alpha %g, "
+             "dropout %g), %s%s; %zu training rows of %d tokens%s, %zu validation rows; %" PRId64 " steps of %d x %d "
+             "rows", c->lora.nf4 ? "QLoRA" : "LoRA", c->task[0] ? " on task " : "", c->task, c->base,
+             model_param_count(r->base), nf4, r->lora->n_params, c->lora.bf16 ? "bf16" : "f32", c->lora.r,
+             c->lora.alpha, c->lora.dropout, c->adamw_8bit ? "AdamW8bit" : "AdamW",
+             c->recompute ? ", activation checkpointing" : "", r->train.n_rows, c->max_length, c->pack ? " (packed)" : "",
+             r->valid.n_rows, r->steps, c->accumulative_counts, c->batch_size);
     say(r, msg);
     return 0;
-}
-
-/* All-reduce, clip and apply one AdamW step to the adapters; returns the gradient norm before clipping. */
-static double optimizer_step(struct run *r, float lr)
-{
-    struct lora *L = r->lora;
-    dist_sum_floats(L->grads, L->n_params);
-    double norm = grad_clip(L->grads, L->n_params, r->cfg.max_norm);
-    adamw_begin_step(&r->opt);
-    adamw_update(&r->opt, 0, L->params, L->grads, L->n_params, lr, r->cfg.weight_decay, &r->cfg.adamw);
-    return norm;
 }
 
 static enum train_result loop(struct run *r)
@@ -432,7 +430,7 @@ static enum train_result loop(struct run *r)
     while (r->step < r->steps) {
         double t0 = trainlog_now();
         float lr = lr_at(&sched, r->step);
-        memset(r->lora->grads, 0, sizeof(float) * r->lora->n_params);
+        lora_zero_grads(r->lora);
         int64_t targets = 0, base = r->step * rows_per_step;
         for (int m = 0; m < c->accumulative_counts; m++) /* count the targets of the whole step first */
             for (int b = 0; b < c->batch_size; b++) {
@@ -446,7 +444,8 @@ static enum train_result loop(struct run *r)
                                 targets ? 1.0f / (float)targets : 0.0f, &ignored);
         dist_sum_doubles(&loss, 1);
         loss /= (double)(targets ? targets : 1);
-        double norm = optimizer_step(r, lr), dt = trainlog_now() - t0;
+        double norm = lora_optimizer_step(r->lora, &r->opt, lr, r->cfg.weight_decay, &r->cfg.adamw, r->cfg.max_norm);
+        double dt = trainlog_now() - t0;
         r->step++;
         if (!isfinite(loss) || !isfinite(norm)) {
             snprintf(r->err, r->errlen, "step %" PRId64 ": the loss became %s; stopping (lower \"lr\" or set "

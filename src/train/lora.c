@@ -58,7 +58,7 @@ static const struct nn_matrix *base_matrix(const struct model *m, int i, int n_l
 
 /* Scratch carved from L->scratch (a NULL base only measures it). */
 struct scratch {
-    float *xd, *xa, *g, *dxd, *bt, *wc, *wt, *chunk, *wide, *mm;
+    float *xd, *xa, *g, *dxd, *bt, *wc, *wt, *chunk, *wide, *w32, *g32, *mm;
 };
 
 static size_t carve(const struct lora *L, float *base, struct scratch *s)
@@ -74,6 +74,9 @@ static size_t carve(const struct lora *L, float *base, struct scratch *s)
     TAKE(wt, (size_t)CHUNK * in);
     TAKE(chunk, N * CHUNK);
     TAKE(wide, N * in);
+    size_t widest = L->params16 ? r * (in + (size_t)L->max_out) : 0; /* bf16 adapters: one A and B in f32 */
+    TAKE(w32, widest);
+    TAKE(g32, widest);
     TAKE(mm, 0); /* matmul_backward's scratch: the rest */
 #undef TAKE
     return used;
@@ -145,6 +148,20 @@ static void chunked_matmul(const struct lora *L, int i, const struct nn_matrix *
     }
 }
 
+/* A and B of adapter a in f32: its own (f32 adapters), or converted from bf16 into scratch. */
+static void adapter_weights(const struct lora *L, const struct lora_adapter *a, struct scratch *s, const float **A,
+                            const float **B)
+{
+    if (!L->params16) {
+        *A = a->A, *B = a->B;
+        return;
+    }
+    size_t n_A = (size_t)L->cfg.r * a->in, n = n_A + (size_t)L->cfg.r * a->out;
+    for (size_t e = 0; e < n; e++)
+        s->w32[e] = nn_bf16_to_f32(L->params16[a->at + e]);
+    *A = s->w32, *B = s->w32 + n_A;
+}
+
 static void ops_forward(void *ctx, int layer, enum train_linear kind, const struct nn_matrix *w, float *y,
                         const float *x, int row0, int N)
 {
@@ -157,14 +174,16 @@ static void ops_forward(void *ctx, int layer, enum train_linear kind, const stru
     else
         nn_matmul(y, w, x, N);
     const struct lora_adapter *a = &L->ad[i];
-    if (!a->A)
+    if (!a->adapted)
         return;
     const float *xd = dropout_input(L, i, x, (size_t)row0 * a->in, (size_t)N * a->in, s.xd);
-    struct nn_matrix A = f32(a->A, L->cfg.r, a->in);
+    const float *wA, *wB;
+    adapter_weights(L, a, &s, &wA, &wB);
+    struct nn_matrix A = f32(wA, L->cfg.r, a->in);
     nn_matmul(s.xa, &A, xd, N);
     for (size_t e = 0; e < (size_t)N * L->cfg.r; e++)
         s.xa[e] *= L->scaling;
-    chunked_matmul(L, i, NULL, a->B, a->out, L->cfg.r, y, s.xa, N, 1, &s);
+    chunked_matmul(L, i, NULL, wB, a->out, L->cfg.r, y, s.xa, N, 1, &s);
 }
 
 /* dx[N, cols] += dy[N, rows] W, with W's rows de-quantised a chunk at a time. */
@@ -196,60 +215,69 @@ static void ops_backward(void *ctx, int layer, enum train_linear kind, const str
     int i = kind == TRAIN_OUTPUT ? n_adapters(L) - 1 : index_of(layer, kind);
     base_backward(L, i, w, dx, dy, N, &s);
     const struct lora_adapter *a = &L->ad[i];
-    if (!a->A)
+    if (!a->adapted)
         return;
     int r = L->cfg.r;
-    float *dA = L->grads + (a->A - L->params), *dB = L->grads + (a->B - L->params);
+    size_t n_ab = (size_t)r * (a->in + a->out);
+    const float *wA, *wB;
+    adapter_weights(L, a, &s, &wA, &wB);
+    float *dA = L->params16 ? s.g32 : L->grads + a->at, *dB = dA + (size_t)r * a->in;
+    if (L->params16)
+        memset(s.g32, 0, sizeof(float) * n_ab);
     size_t n_in = (size_t)N * a->in, first = (size_t)row0 * a->in;
     const float *xd = dropout_input(L, i, x, first, n_in, s.xd);
-    struct nn_matrix A = f32(a->A, r, a->in);
+    struct nn_matrix A = f32(wA, r, a->in);
     nn_matmul(s.xa, &A, xd, N);
     for (size_t e = 0; e < (size_t)N * r; e++)
         s.xa[e] *= L->scaling;
     for (int o = 0; o < a->out; o++) /* g = scaling * dy B */
         for (int k = 0; k < r; k++)
-            s.bt[(size_t)k * a->out + o] = a->B[(size_t)o * r + k];
+            s.bt[(size_t)k * a->out + o] = wB[(size_t)o * r + k];
     struct nn_matrix Bt = f32(s.bt, r, a->out);
     nn_matmul(s.g, &Bt, dy, N);
     for (size_t e = 0; e < (size_t)N * r; e++)
         s.g[e] *= L->scaling;
-    matmul_backward(NULL, dB, dy, s.xa, a->B, N, r, a->out, s.mm); /* dB += dyᵀ (scaling xa) */
+    matmul_backward(NULL, dB, dy, s.xa, wB, N, r, a->out, s.mm); /* dB += dyᵀ (scaling xa) */
     if (!dropping(L)) {
-        matmul_backward(dx, dA, s.g, xd, a->A, N, a->in, r, s.mm); /* dA += gᵀ xd, dx += g A */
-        return;
+        matmul_backward(dx, dA, s.g, xd, wA, N, a->in, r, s.mm); /* dA += gᵀ xd, dx += g A */
+    } else {
+        memset(s.dxd, 0, sizeof(float) * n_in);
+        matmul_backward(s.dxd, dA, s.g, xd, wA, N, a->in, r, s.mm);
+        float keep_scale = 1.0f / (1.0f - L->cfg.dropout);
+        for (size_t e = 0; e < n_in; e++)
+            if (kept(L, i, first + e))
+                dx[e] += s.dxd[e] * keep_scale;
     }
-    memset(s.dxd, 0, sizeof(float) * n_in);
-    matmul_backward(s.dxd, dA, s.g, xd, a->A, N, a->in, r, s.mm);
-    float keep_scale = 1.0f / (1.0f - L->cfg.dropout);
-    for (size_t e = 0; e < n_in; e++)
-        if (kept(L, i, first + e))
-            dx[e] += s.dxd[e] * keep_scale;
+    for (size_t e = 0; L->params16 && e < n_ab; e++) /* bf16 gradients accumulate as torch's .grad does */
+        L->grads16[a->at + e] = nn_f32_to_bf16(nn_bf16_to_f32(L->grads16[a->at + e]) + s.g32[e]);
 }
 
 /* ---- construction ---- */
 
 static int alloc_params(struct lora *L, const struct model_config *c)
 {
-    int r = L->cfg.r;
-    size_t total = 0;
+    size_t r = (size_t)L->cfg.r, total = 0;
     for (int i = 0; i < n_adapters(L); i++) {
+        struct lora_adapter *a = &L->ad[i];
         enum train_linear kind = i == n_adapters(L) - 1 ? TRAIN_OUTPUT : (enum train_linear)(i % TRAIN_OUTPUT);
-        kind_shape(c, kind, &L->ad[i].out, &L->ad[i].in);
-        if (L->cfg.targets & (1u << kind))
-            total += (size_t)r * (L->ad[i].in + L->ad[i].out);
+        kind_shape(c, kind, &a->out, &a->in);
+        a->adapted = (L->cfg.targets & (1u << kind)) != 0;
+        a->at = total;
+        total += a->adapted ? r * (size_t)(a->in + a->out) : 0;
     }
     L->n_params = total;
-    L->params = calloc(total ? total : 1, sizeof(float));
-    L->grads = calloc(total ? total : 1, sizeof(float));
-    if (!L->params || !L->grads)
+    size_t size = L->cfg.bf16 ? sizeof(uint16_t) : sizeof(float);
+    void *p = calloc(total ? total : 1, size), *g = calloc(total ? total : 1, size);
+    if (L->cfg.bf16)
+        L->params16 = p, L->grads16 = g;
+    else
+        L->params = p, L->grads = g;
+    if (!p || !g)
         return -1;
-    float *p = L->params;
-    for (int i = 0; i < n_adapters(L); i++) {
-        enum train_linear kind = i == n_adapters(L) - 1 ? TRAIN_OUTPUT : (enum train_linear)(i % TRAIN_OUTPUT);
-        if (!(L->cfg.targets & (1u << kind)))
-            continue;
-        L->ad[i].A = p, p += (size_t)r * L->ad[i].in;
-        L->ad[i].B = p, p += (size_t)r * L->ad[i].out;
+    for (int i = 0; i < n_adapters(L) && L->params; i++) {
+        struct lora_adapter *a = &L->ad[i];
+        if (a->adapted)
+            a->A = L->params + a->at, a->B = a->A + r * a->in;
     }
     return 0;
 }
@@ -308,12 +336,16 @@ static void init_adapters(struct lora *L, uint64_t seed)
     uint64_t state = seed;
     for (int i = 0; i < n_adapters(L); i++) {
         struct lora_adapter *a = &L->ad[i];
-        if (!a->A)
+        if (!a->adapted)
             continue;
         float bound = 1.0f / sqrtf((float)a->in);
         for (size_t e = 0; e < (size_t)L->cfg.r * a->in; e++) {
             double u = (double)(train_splitmix64(&state) >> 11) * 0x1p-53;
-            a->A[e] = (float)((2.0 * u - 1.0) * bound);
+            float v = (float)((2.0 * u - 1.0) * bound);
+            if (L->params16)
+                L->params16[a->at + e] = nn_f32_to_bf16(v);
+            else
+                a->A[e] = v;
         }
     }
 }
@@ -367,6 +399,8 @@ void lora_free(struct lora *L)
     free(L->ad);
     free(L->params);
     free(L->grads);
+    free(L->params16);
+    free(L->grads16);
     free(L->scratch);
     free(L);
 }
@@ -377,6 +411,72 @@ size_t lora_base_bytes(const struct lora *L)
     for (int i = 0; i < n_nf4(L); i++)
         n += nf4_bytes(&L->nf4[i]);
     return n;
+}
+
+/* ---- training ---- */
+
+void lora_zero_grads(struct lora *L)
+{
+    if (L->grads16)
+        memset(L->grads16, 0, sizeof(uint16_t) * L->n_params);
+    else
+        memset(L->grads, 0, sizeof(float) * L->n_params);
+}
+
+int lora_copy_params(struct lora *L, const struct lora *from)
+{
+    if (!from->params || from->n_params != L->n_params || from->cfg.r != L->cfg.r || from->cfg.targets != L->cfg.targets)
+        return -1;
+    for (size_t e = 0; e < L->n_params; e++)
+        if (L->params16)
+            L->params16[e] = nn_f32_to_bf16(from->params[e]);
+        else
+            L->params[e] = from->params[e];
+    return 0;
+}
+
+/* bf16 adapters: all-reduce, clip and update ADAMW8_BLOCK parameters at a time in f32 (the blocks of 8-bit
+ * AdamW), rounding the results back to bf16 as bitsandbytes' kernels store 16-bit parameters. */
+static double step_bf16(struct lora *L, struct adamw *o, double lr, double wd, const struct adamw_config *c,
+                        float max_norm)
+{
+    float p[ADAMW8_BLOCK], g[ADAMW8_BLOCK];
+    double sumsq = 0;
+    for (size_t lo = 0; lo < L->n_params; lo += ADAMW8_BLOCK) {
+        size_t n = L->n_params - lo < ADAMW8_BLOCK ? L->n_params - lo : ADAMW8_BLOCK;
+        for (size_t e = 0; e < n; e++)
+            g[e] = nn_bf16_to_f32(L->grads16[lo + e]);
+        dist_sum_floats(g, n);
+        for (size_t e = 0; e < n; e++) {
+            L->grads16[lo + e] = nn_f32_to_bf16(g[e]);
+            sumsq += (double)nn_bf16_to_f32(L->grads16[lo + e]) * nn_bf16_to_f32(L->grads16[lo + e]);
+        }
+    }
+    double norm = sqrt(sumsq);
+    float clip = grad_clip_factor(norm, max_norm);
+    for (size_t lo = 0; lo < L->n_params; lo += ADAMW8_BLOCK) {
+        size_t n = L->n_params - lo < ADAMW8_BLOCK ? L->n_params - lo : ADAMW8_BLOCK;
+        for (size_t e = 0; e < n; e++) {
+            p[e] = nn_bf16_to_f32(L->params16[lo + e]);
+            g[e] = nn_bf16_to_f32(L->grads16[lo + e]) * clip;
+        }
+        adamw_update(o, lo, p, g, n, lr, wd, c);
+        for (size_t e = 0; e < n; e++)
+            L->params16[lo + e] = nn_f32_to_bf16(p[e]);
+    }
+    return norm;
+}
+
+double lora_optimizer_step(struct lora *L, struct adamw *o, double lr, double wd, const struct adamw_config *c,
+                           float max_norm)
+{
+    adamw_begin_step(o);
+    if (L->params16)
+        return step_bf16(L, o, lr, wd, c, max_norm);
+    dist_sum_floats(L->grads, L->n_params);
+    double norm = grad_clip(L->grads, L->n_params, max_norm);
+    adamw_update(o, 0, L->params, L->grads, L->n_params, lr, wd, c);
+    return norm;
 }
 
 /* ---- PEFT files ---- */
@@ -432,11 +532,13 @@ int lora_save(const struct lora *L, const char *dir, const char *base_name, char
     }
     for (int i = 0; i < n_adapters(L); i++) {
         const struct lora_adapter *a = &L->ad[i];
-        if (!a->A)
+        if (!a->adapted)
             continue;
         for (int w = 0; w < 2; w++, n++) {
+            size_t at = a->at + (w ? (size_t)L->cfg.r * a->in : 0);
             peft_name(names[n], sizeof names[n], L, i, w ? 'B' : 'A');
-            out[n] = (struct st_out){.name = names[n], .dtype = ST_F32, .ndim = 2, .data = w ? a->B : a->A};
+            out[n] = (struct st_out){.name = names[n], .dtype = L->params16 ? ST_BF16 : ST_F32, .ndim = 2,
+                                     .data = L->params16 ? (const void *)(L->params16 + at) : L->params + at};
             out[n].shape[0] = w ? a->out : L->cfg.r;
             out[n].shape[1] = w ? L->cfg.r : a->in;
         }
@@ -533,7 +635,7 @@ struct lora *lora_load(const char *dir, const struct model *base, char *err, siz
     int rc = 0;
     for (int i = 0; i < n_adapters(L) && !rc; i++) {
         struct lora_adapter *a = &L->ad[i];
-        if (!a->A)
+        if (!a->adapted)
             continue;
         peft_name(name, sizeof name, L, i, 'A');
         rc = read_tensor(&f, name, c.r, a->in, a->A, err, errlen);
@@ -550,9 +652,13 @@ struct lora *lora_load(const char *dir, const struct model *base, char *err, siz
 
 int lora_merge(const struct lora *L, struct model *m, void **owned, char *err, size_t errlen)
 {
+    if (L->params16) {
+        snprintf(err, errlen, "merging takes an adapter as lora_load reads it (f32), not bf16 training adapters");
+        return -1;
+    }
     size_t total = 0;
     for (int i = 0; i < n_adapters(L); i++)
-        if (L->ad[i].A)
+        if (L->ad[i].adapted)
             total += (size_t)L->ad[i].in * L->ad[i].out;
     float *mem = malloc(sizeof(float) * (total ? total : 1)), *p = mem;
     double *delta = malloc(sizeof(double) * (size_t)L->max_in);
@@ -564,7 +670,7 @@ int lora_merge(const struct lora *L, struct model *m, void **owned, char *err, s
     int r = L->cfg.r;
     for (int i = 0; i < n_adapters(L); i++) {
         const struct lora_adapter *a = &L->ad[i];
-        if (!a->A)
+        if (!a->adapted)
             continue;
         struct nn_matrix *w = (struct nn_matrix *)base_matrix(m, i, L->n_layers);
         for (int o = 0; o < a->out; o++) { /* W' = W + scaling * (B A) */

@@ -141,13 +141,19 @@ void adamw_update(struct adamw *o, size_t offset, float *params, const float *gr
         update_plain(params, o->m + offset, o->v + offset, grads, n, &k);
 }
 
+float grad_clip_factor(double norm, float max_norm)
+{
+    double f = max_norm / (norm + 1e-6);
+    return max_norm > 0 && f < 1.0 ? (float)f : 1.0f;
+}
+
 double grad_clip(float *g, size_t n, float max_norm)
 {
     double s = 0;
     for (size_t i = 0; i < n; i++)
         s += (double)g[i] * g[i];
-    double norm = sqrt(s), f = max_norm / (norm + 1e-6);
-    float clip = max_norm > 0 && f < 1.0 ? (float)f : 1.0f;
+    double norm = sqrt(s);
+    float clip = grad_clip_factor(norm, max_norm);
     for (size_t i = 0; clip < 1.0f && i < n; i++)
         g[i] *= clip;
     return norm;
