@@ -223,7 +223,8 @@ static int cmp_pos(const void *a, const void *b)
     return 0;
 }
 
-/* Stable merge sort (diagnostics of several passes arrive as sorted runs). */
+/* Stable natural merge sort: the diagnostics of several passes arrive as a few sorted runs, merged pairwise
+ * until one is left. */
 void abc_diags_sort(abc_diags *d)
 {
     size_t ordered = 1;
@@ -234,18 +235,32 @@ void abc_diags_sort(abc_diags *d)
     abc_diag *tmp = malloc(d->n * sizeof *tmp);
     if (!tmp)
         return;
-    for (size_t width = 1; width < d->n; width *= 2) {
-        for (size_t lo = 0; lo < d->n; lo += 2 * width) {
-            size_t mid = lo + width < d->n ? lo + width : d->n, hi = lo + 2 * width < d->n ? lo + 2 * width : d->n;
+    abc_diag *from = d->items, *to = tmp;
+    for (;;) {
+        size_t runs = 0;
+        for (size_t lo = 0; lo < d->n; runs++) {
+            size_t mid = lo + 1;
+            while (mid < d->n && cmp_pos(&from[mid - 1], &from[mid]) <= 0)
+                mid++;
+            size_t hi = mid < d->n ? mid + 1 : mid;
+            while (hi < d->n && cmp_pos(&from[hi - 1], &from[hi]) <= 0)
+                hi++;
             size_t i = lo, j = mid, k = lo;
             while (i < mid && j < hi)
-                tmp[k++] = cmp_pos(&d->items[j], &d->items[i]) < 0 ? d->items[j++] : d->items[i++];
+                to[k++] = cmp_pos(&from[j], &from[i]) < 0 ? from[j++] : from[i++];
             while (i < mid)
-                tmp[k++] = d->items[i++];
+                to[k++] = from[i++];
             while (j < hi)
-                tmp[k++] = d->items[j++];
+                to[k++] = from[j++];
+            lo = hi;
         }
-        memcpy(d->items, tmp, d->n * sizeof *tmp);
+        abc_diag *t = from;
+        from = to;
+        to = t;
+        if (runs == 1)
+            break;
     }
+    if (from != d->items)
+        memcpy(d->items, from, d->n * sizeof *from);
     free(tmp);
 }

@@ -164,6 +164,20 @@ bool abc_parse_key(const char *value, abc_key *out, char *err, size_t errsz)
     return true;
 }
 
+/* strtol() without its locale machinery for the common case, a run of ASCII digits. The callers only
+ * compare the value with small bounds, so a huge one may saturate. */
+static long read_long(const char *s, char **end)
+{
+    if (!(*s >= '0' && *s <= '9'))
+        return strtol(s, end, 10);
+    long v = 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        if (v < 100000000)
+            v = v * 10 + (*s - '0');
+    *end = (char *)s;
+    return v;
+}
+
 /* Numerator: digits joined by '+', optionally in parentheses. */
 bool abc_parse_meter(const char *value, abc_meter *out, char *err, size_t errsz)
 {
@@ -189,7 +203,7 @@ bool abc_parse_meter(const char *value, abc_meter *out, char *err, size_t errsz)
         s = skip_ws(s);
         if (!isdigit((unsigned char)*s))
             goto bad;
-        long v = strtol(s, (char **)&s, 10);
+        long v = read_long(s, (char **)&s);
         if (v <= 0 || v > 1000)
             goto bad;
         num += (int)v;
@@ -208,7 +222,7 @@ bool abc_parse_meter(const char *value, abc_meter *out, char *err, size_t errsz)
     s = skip_ws(s + 1);
     if (!isdigit((unsigned char)*s))
         goto bad;
-    long den = strtol(s, (char **)&s, 10);
+    long den = read_long(s, (char **)&s);
     if (den <= 0 || den > 1000 || *skip_ws(s) || num > 1000)
         goto bad;
     *out = (abc_meter){ABC_METER_FRACTION, num, (int)den};
@@ -222,13 +236,13 @@ bool abc_parse_unit(const char *value, abc_frac *out, char *err, size_t errsz)
 {
     const char *s = skip_ws(value);
     char *e;
-    long num = strtol(s, &e, 10), den = 1;
+    long num = read_long(s, &e), den = 1;
     if (e == s || num <= 0 || num > 1000)
         goto bad;
     s = skip_ws(e);
     if (*s == '/') {
         s = skip_ws(s + 1);
-        den = strtol(s, &e, 10);
+        den = read_long(s, &e);
         if (e == s || den <= 0 || den > 1000)
             goto bad;
         s = e;

@@ -54,9 +54,7 @@ abc_frac abc_frac_add(abc_frac a, abc_frac b)
 
 abc_frac abc_frac_sub(abc_frac a, abc_frac b)
 {
-    if (b.num == INT64_MIN)
-        return abc_frac_reduce128((__int128)a.num * b.den - (__int128)b.num * a.den, (__int128)a.den * b.den);
-    return frac_add(a, (abc_frac){-b.num, b.den});
+    return frac_sub(a, b);
 }
 
 abc_frac abc_frac_mul(abc_frac a, abc_frac b)

@@ -1,5 +1,5 @@
 /* The rational operations of the per-note loops, inline (the model builder calls them for every note);
- * frac.c exports them as abc_frac_add/mul/cmp. */
+ * frac.c exports them as abc_frac_add/sub/mul/cmp. */
 #ifndef MELODIST_ABC_FRAC_INLINE_H
 #define MELODIST_ABC_FRAC_INLINE_H
 
@@ -57,6 +57,13 @@ static inline abc_frac frac_add(abc_frac a, abc_frac b)
         !__builtin_add_overflow(x, y, &n) && !__builtin_mul_overflow(a.den, b.den, &d))
         return reduce64(n, d);
     return abc_frac_reduce128((__int128)a.num * b.den + (__int128)b.num * a.den, (__int128)a.den * b.den);
+}
+
+static inline abc_frac frac_sub(abc_frac a, abc_frac b)
+{
+    if (b.num == INT64_MIN) /* -b does not fit */
+        return abc_frac_reduce128((__int128)a.num * b.den - (__int128)b.num * a.den, (__int128)a.den * b.den);
+    return frac_add(a, (abc_frac){-b.num, b.den});
 }
 
 static inline abc_frac frac_mul(abc_frac a, abc_frac b)

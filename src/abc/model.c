@@ -178,13 +178,10 @@ static voice_state *voice(builder *b)
 
 /* ---------------------------------------------------------------- notes, groups, bars */
 
-/* Finish a note/rest/chord group: multiply by length, tuplet and broken-rhythm factors; advance time. */
-static void end_group(voice_state *v, size_t first, abc_frac mult)
+/* The length, tuplet and broken-rhythm factors of a group that has any (the rare case). */
+static void scale_group(voice_state *v, size_t first, abc_frac mult)
 {
     abc_event *ev = (abc_event *)v->events.data;
-    size_t n = v->events.n;
-    if (first >= n)
-        return;
     abc_frac f = frac_mul(mult, v->broken_next);
     v->broken_next = (abc_frac){1, 1};
     if (v->tup_left > 0) {
@@ -192,8 +189,19 @@ static void end_group(voice_state *v, size_t first, abc_frac mult)
         v->tup_left--;
     }
     if (f.num != 1 || f.den != 1)
-        for (size_t i = first; i < n; i++)
+        for (size_t i = first; i < v->events.n; i++)
             ev[i].dur = frac_mul(ev[i].dur, f);
+}
+
+/* Finish a note/rest/chord group: multiply by length, tuplet and broken-rhythm factors; advance time.
+ * Inline: it runs for every note. */
+static inline void end_group(voice_state *v, size_t first, abc_frac mult)
+{
+    abc_event *ev = (abc_event *)v->events.data;
+    if (first >= v->events.n)
+        return;
+    if (mult.num != 1 || mult.den != 1 || v->broken_next.num != 1 || v->broken_next.den != 1 || v->tup_left > 0)
+        scale_group(v, first, mult);
     v->group_first = first;
     v->group_start = v->t;
     v->have_group = true;
@@ -211,7 +219,7 @@ static void apply_broken(builder *b, voice_state *v, const abc_element *e)
         return;
     }
     abc_frac small = abc_frac_make(1, (int64_t)1 << e->u.broken.count);
-    abc_frac big = abc_frac_sub((abc_frac){2, 1}, small);
+    abc_frac big = frac_sub((abc_frac){2, 1}, small);
     abc_frac before = e->u.broken.dir == '>' ? big : small;
     v->broken_next = e->u.broken.dir == '>' ? small : big;
     abc_event *ev = (abc_event *)v->events.data;
@@ -249,7 +257,7 @@ static abc_frac len_frac(abc_len l)
 {
     if (l.den == 0 || (l.num == 1 && l.den == 1))
         return (abc_frac){1, 1};
-    return abc_frac_make(l.num, l.den);
+    return l.den > 0 ? reduce64(l.num, l.den) : abc_frac_make(l.num, l.den);
 }
 
 /* unit * written length, remembering the last one (runs of equal lengths are the rule) */
@@ -385,7 +393,7 @@ static void close_bar(builder *b, voice_state *v, const abc_element *e)
         }
         return;
     }
-    bar->len = abc_frac_sub(v->t, bar->start);
+    bar->len = frac_sub(v->t, bar->start);
     bar->repeat_end = e->u.bar.repeat_end;
     bar->end_style = e->u.bar.style;
     bar->closed = true;
@@ -715,7 +723,7 @@ static bool finish_voice(builder *b, voice_state *v, abc_voice *out, bool keep)
 {
     abc_model *m = b->m;
     abc_bar *bar = cur_bar(v);
-    bar->len = abc_frac_sub(v->t, bar->start);
+    bar->len = frac_sub(v->t, bar->start);
     bar->n_events = v->events.n - bar->first_event;
     if (v->bars.n > 1 && bar->n_events == 0 && bar->len.num == 0 && !bar->ending && !bar->part)
         v->bars.n--; /* the empty bar after the final bar line */

@@ -392,10 +392,11 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
         head_len = nl ? (size_t)(nl - buf) + 1 : len;
     }
     abc_file *head = abc_parse(buf, head_len);
-    x_index *xs = malloc((n ? n : 1) * sizeof *xs);
-    if (!head || !xs) {
+    x_index *xs = malloc((n ? n : 1) * sizeof *xs), *earlier = malloc((n ? n : 1) * sizeof *earlier);
+    if (!head || !xs || !earlier) {
         abc_file_free(head);
         free(xs);
+        free(earlier);
         abc_vec_free(&starts);
         abc_diags_add(out, ABC_ERROR, 1, 1, -1, "memory", NULL, "out of memory");
         return out->n_errors - before;
@@ -434,16 +435,23 @@ size_t abc_check_buffer(const char *buf, size_t len, abc_diags *out, size_t *n_t
         move_diags(&jobs[w].diags, -2, out);
         abc_diags_free(&jobs[w].diags);
     }
+    /* repeated X: numbers, found in one sort by number and reported in tune order: the diagnostics are then
+     * two sorted runs, merged in one pass */
     qsort(xs, n, sizeof *xs, cmp_x);
+    for (size_t i = 0; i < n; i++)
+        earlier[i] = (x_index){-1, 0};
     for (size_t i = 1; i < n; i++)
         if (xs[i].x >= 0 && xs[i].x == xs[i - 1].x)
-            abc_diags_add(out, ABC_WARNING, ts[xs[i].index].line, 1, (int)xs[i].index, "header",
-                          "give every tune its own X: number", "X:%d is already used by the tune at line %d",
-                          xs[i].x, ts[xs[i - 1].index].line);
+            earlier[xs[i].index] = (x_index){xs[i].x, xs[i - 1].index};
+    for (size_t i = 0; i < n; i++)
+        if (earlier[i].x >= 0)
+            abc_diags_add(out, ABC_WARNING, ts[i].line, 1, (int)i, "header", "give every tune its own X: number",
+                          "X:%d is already used by the tune at line %d", earlier[i].x, ts[earlier[i].index].line);
     abc_diags_sort(out);
     if (n_tunes)
         *n_tunes = n;
     free(xs);
+    free(earlier);
     abc_file_free(head);
     abc_vec_free(&starts);
     return out->n_errors - before;
