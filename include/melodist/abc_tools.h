@@ -36,11 +36,6 @@ const char *abc_tools_tune_in(const char *text);
  * CHAT_ACTION_START {"name": ..., "parameters": {...}} CHAT_ACTION_END. NULL when out of memory. */
 char *abc_tools_call_text(const char *name, const char *param, const char *value);
 
-/* Finds the first plugin call in an assistant reply: *begin and *end receive the offsets of the JSON between
- * CHAT_ACTION_START and CHAT_ACTION_END (or the end of the text when the end marker is missing).
- * Returns 1 when there is a call, 0 when there is none. */
-int abc_tools_find_call(const char *reply, size_t *begin, size_t *end);
-
 /* Runs the call (the JSON object {"name": ..., "parameters": {...}}) on the tune in message (the latest user
  * message, see abc_tools_tune_in). Returns the result as malloc'd JSON, or NULL with a message saying what is
  * wrong with the call (unknown plugin, missing parameter, no tune, a phrase that does not parse) in err; the

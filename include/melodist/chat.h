@@ -99,6 +99,11 @@ int chat_session_context(const struct chat_session *s);
 typedef char *(*chat_plugin_fn)(void *ctx, const char *user, const char *call, size_t call_len, char *err,
                                 size_t errlen);
 
+/* Finds the first plugin call in an assistant's text: *begin and *end receive the offsets of the JSON between
+ * CHAT_ACTION_START and CHAT_ACTION_END (or the end of the text when the end marker is missing). Returns 1 when
+ * there is a call, 0 when there is none. */
+int chat_find_call(const char *text, size_t *begin, size_t *end);
+
 /* Gives the session plugins: their schema becomes the system prompt (CHAT_PLUGIN_SYSTEM, standing in for the
  * session's system prompt), and a reply that calls a plugin is followed by the environment's answer and a new
  * assistant turn, at most max_calls calls per user message. schema NULL: no plugins again. -1 when out of memory. */

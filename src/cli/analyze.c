@@ -212,7 +212,7 @@ static int model_answer(const char *model_dir, const char *question, const char 
     int n = chat_session_messages(s, &msgs);
     for (int i = 1; i < n; i++) {
         size_t b, e;
-        if (msgs[i].role == CHAT_ENVIRONMENT && abc_tools_find_call(msgs[i - 1].text, &b, &e))
+        if (msgs[i].role == CHAT_ENVIRONMENT && chat_find_call(msgs[i - 1].text, &b, &e))
             fprintf(stderr, "melodist analyze: plugin call %.*s -> %s\n", (int)(e - b), msgs[i - 1].text + b,
                     msgs[i].text);
     }

@@ -532,7 +532,7 @@ static void tool_record(struct ctx *c, enum data_task task, int zh, const char *
         return;
     char *call = abc_tools_call_text(plugin, param, value), err[256];
     size_t b, e;
-    if (!call || !abc_tools_find_call(call, &b, &e))
+    if (!call || !chat_find_call(call, &b, &e))
         abort();
     char *result = abc_tools_run(c->in.data, call + b, e - b, err, sizeof err);
     if (result)

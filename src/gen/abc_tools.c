@@ -64,18 +64,6 @@ char *abc_tools_call_text(const char *name, const char *param, const char *value
     return text;
 }
 
-int abc_tools_find_call(const char *reply, size_t *begin, size_t *end)
-{
-    const char *a = strstr(reply, CHAT_ACTION_START);
-    if (!a)
-        return 0;
-    a += strlen(CHAT_ACTION_START);
-    const char *b = strstr(a, CHAT_ACTION_END);
-    *begin = (size_t)(a - reply);
-    *end = b ? (size_t)(b - reply) : strlen(reply);
-    return 1;
-}
-
 char *abc_tools_progression(const abc_analysis *a)
 {
     char *text = NULL;
@@ -102,7 +90,7 @@ char *abc_tools_progression(const abc_analysis *a)
 
 /* ---------------------------------------------------------------- the plugins */
 
-struct tune {
+struct plugin_tune {
     abc_file *file;
     abc_model *model;
     abc_analysis a;
@@ -117,7 +105,7 @@ static void bar_list(FILE *f, const int *bars, size_t n)
     fputc(']', f);
 }
 
-static int plugin_key(const struct tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
+static int plugin_key(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
 {
     static const char *const mode_en[] = {"major", "minor", "mixolydian", "dorian", "phrygian", "lydian", "locrian"};
     const abc_analysis *a = &t->a;
@@ -146,7 +134,7 @@ static int plugin_key(const struct tune *t, const struct json *params, FILE *f, 
     return 0;
 }
 
-static int plugin_count(const struct tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
+static int plugin_count(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
 {
     (void)params, (void)err, (void)errlen;
     fprintf(f, "{\"bars_written\": %zu, \"bars_played\": %zu, \"voices\": %zu}", t->a.bars_written,
@@ -166,7 +154,7 @@ static const char *string_param(const struct json *params, const char *plugin, c
     return v->string;
 }
 
-static int plugin_find_melody(const struct tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
+static int plugin_find_melody(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
 {
     const char *phrase = string_param(params, "abc_find_melody", "phrase", err, errlen);
     if (!phrase)
@@ -186,7 +174,7 @@ static int plugin_find_melody(const struct tune *t, const struct json *params, F
     return 0;
 }
 
-static int plugin_find_chord(const struct tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
+static int plugin_find_chord(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
 {
     const char *chord = string_param(params, "abc_find_chord", "chord", err, errlen);
     if (!chord)
@@ -209,7 +197,7 @@ static int plugin_find_chord(const struct tune *t, const struct json *params, FI
     return 0;
 }
 
-static int plugin_progression(const struct tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
+static int plugin_progression(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
 {
     (void)params;
     char *cells = abc_tools_progression(&t->a);
@@ -226,7 +214,7 @@ static int plugin_progression(const struct tune *t, const struct json *params, F
 
 static const struct plugin {
     const char *name;
-    int (*run)(const struct tune *t, const struct json *params, FILE *f, char *err, size_t errlen);
+    int (*run)(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen);
 } plugins[] = {
     {"abc_key", plugin_key},
     {"abc_count", plugin_count},
@@ -267,10 +255,9 @@ char *abc_tools_run(const char *message, const char *call, size_t call_len, char
     const char *abc = pl ? abc_tools_tune_in(message) : NULL;
     if (pl && !abc)
         snprintf(err, errlen, "the user's message holds no ABC tune (one starting with X: and with a K: line)");
-    struct tune t = {0};
+    struct plugin_tune t = {0};
     char *text = NULL;
     size_t len = 0;
-    FILE *f = NULL;
     if (!abc)
         goto done;
     t.file = abc_parse(abc, strlen(abc));
@@ -284,10 +271,18 @@ char *abc_tools_run(const char *message, const char *call, size_t call_len, char
     t.key_field = abc_tune_field(&t.file->tunes[0], 'K');
     if (!t.key_field)
         t.key_field = "C";
-    f = open_memstream(&text, &len);
+    FILE *f = open_memstream(&text, &len);
+    int rc = -1;
     if (!f) {
         snprintf(err, errlen, "out of memory");
-    } else if (pl->run(&t, params, f, err, errlen) | fclose(f)) {
+    } else {
+        rc = pl->run(&t, params, f, err, errlen);
+        if (fclose(f) && !rc) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc) {
         free(text);
         text = NULL;
     }

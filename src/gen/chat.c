@@ -84,7 +84,8 @@ static int encode_turn(const mt_tokenizer *tok, const struct chat_ids *c, enum c
     head[rl] = '\n';
     if (first)
         memcpy(head + rl + 1, text, first);
-    int rc = push_id(out, c->im_start) || (plugin_role && tok_encode(tok, name, strlen(name), TOK_PARSE_SPECIAL, out)) ||
+    int rc = push_id(out, c->im_start) ||
+             (plugin_role && tok_encode(tok, name, strlen(name), TOK_PARSE_SPECIAL, out)) ||
              tok_encode(tok, head, rl + 1 + first, 0, out);
     free(head);
     /* The rest of an assistant's text: its action markers as tokens, the text between them plain. */
@@ -577,19 +578,28 @@ done:
     return rc;
 }
 
+int chat_find_call(const char *text, size_t *begin, size_t *end)
+{
+    const char *a = strstr(text, CHAT_ACTION_START);
+    if (!a)
+        return 0;
+    a += strlen(CHAT_ACTION_START);
+    const char *b = strstr(a, CHAT_ACTION_END);
+    *begin = (size_t)(a - text);
+    *end = b ? (size_t)(b - text) : strlen(text);
+    return 1;
+}
+
 /* The environment's answer to the call in the assistant's last turn: the plugin's result, or its refusal as
  * {"error": ...}. 1 when there was a call, 0 when none, -1 when out of memory. */
 static int answer_call(struct chat_session *s, int user_turn, struct chat_reply *reply)
 {
     const char *said = s->turns[s->n_turns - 1].text;
-    const char *at = strstr(said, CHAT_ACTION_START);
-    if (!at)
+    size_t begin, end;
+    if (!chat_find_call(said, &begin, &end))
         return 0;
-    at += strlen(CHAT_ACTION_START);
-    const char *end = strstr(at, CHAT_ACTION_END);
-    size_t len = end ? (size_t)(end - at) : strlen(at);
     char err[512];
-    char *result = s->plugin(s->plugin_ctx, s->turns[user_turn].text, at, len, err, sizeof err);
+    char *result = s->plugin(s->plugin_ctx, s->turns[user_turn].text, said + begin, end - begin, err, sizeof err);
     reply->n_calls++;
     if (!result) {
         reply->n_call_errors++;

@@ -129,11 +129,11 @@ static int plugin_tests(void)
     char *call = abc_tools_call_text("abc_find_chord", "chord", "D7");
     size_t b = 0, e = 0;
     CHECK(call && !strcmp(call, "<|action_start|><|plugin|>\n{\"name\": \"abc_find_chord\", \"parameters\": "
-                                "{\"chord\": \"D7\"}}<|action_end|>") && abc_tools_find_call(call, &b, &e) &&
+                                "{\"chord\": \"D7\"}}<|action_end|>") && chat_find_call(call, &b, &e) &&
               !strncmp(call + b, "{\"name\"", 7) && call[e] == '<',
           "abc_tools_call_text / find_call: %s", call ? call : "NULL");
     free(call);
-    CHECK(!abc_tools_find_call("no call here", &b, &e), "find_call without a call");
+    CHECK(!chat_find_call("no call here", &b, &e), "find_call without a call");
     CHECK(abc_tools_tune_in("Q?\nT:x\nK:C\nCDEF|") && !abc_tools_tune_in("Q?\nT:x\nno key"), "tune_in");
     if (!tu_failures)
         printf("ok: ABC plugins (%d checks)\n", tu_checks);

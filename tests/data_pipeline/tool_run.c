@@ -28,7 +28,7 @@ int main(void)
         char *result = NULL;
         if (!user || !call)
             snprintf(err, sizeof err, "not a tool-use record (no user message or no assistant call)");
-        else if (!abc_tools_find_call(call, &b, &e))
+        else if (!chat_find_call(call, &b, &e))
             snprintf(err, sizeof err, "the assistant's first message holds no plugin call");
         else
             result = abc_tools_run(user, call + b, e - b, err, sizeof err);
