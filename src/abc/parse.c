@@ -146,38 +146,62 @@ static size_t parse_written_len(parser *p, size_t i, size_t end, abc_len *len)
     return i;
 }
 
-/* Length after a note, rest or chord (1/1 when none is written: the common case, kept inline). */
+/* Music is read up to `end`, the end of its line; the byte at end is the line's '\n' or '\r', or the NUL
+ * after the text. The per-note readers below lean on that: none of the characters they look for is one of
+ * those, so they need no `i < end` test. */
+
+static inline bool ends_len(char c)
+{
+    return !is_digit(c) && c != '/';
+}
+
+/* Length after a note, rest or chord: none written (1/1), one digit, '/', '/d' and 'd/e' inline (the common
+ * cases), the rest in parse_written_len(). */
 static inline size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
 {
-    if (i < end && (is_digit(p->s[i]) || p->s[i] == '/'))
-        return parse_written_len(p, i, end, len);
-    *len = (abc_len){1, 1};
-    return i;
+    const char *s = p->s;
+    if (ends_len(s[i])) {
+        *len = (abc_len){1, 1};
+        return i;
+    }
+    size_t k = i;
+    int32_t num = 1;
+    if (s[k] >= '1' && s[k] <= '9')
+        num = s[k++] - '0';
+    if (k > i && ends_len(s[k])) {
+        *len = (abc_len){num, 1};
+        return k;
+    }
+    if (s[k] == '/') {
+        k++;
+        if (ends_len(s[k])) {
+            *len = (abc_len){num, 2};
+            return k;
+        }
+        if (s[k] >= '1' && s[k] <= '9' && ends_len(s[k + 1])) {
+            *len = (abc_len){num, s[k] - '0'};
+            return k + 1;
+        }
+    }
+    return parse_written_len(p, i, end, len);
 }
 
 static size_t parse_note(parser *p, size_t i, size_t end)
 {
+    const char *s = p->s;
     size_t start = i;
     abc_accidental acc = ABC_ACC_NONE;
-    if (p->s[i] == '^') {
-        acc = ABC_ACC_SHARP;
-        i++;
-        if (i < end && p->s[i] == '^') {
-            acc = ABC_ACC_DSHARP;
-            i++;
-        }
-    } else if (p->s[i] == '_') {
-        acc = ABC_ACC_FLAT;
-        i++;
-        if (i < end && p->s[i] == '_') {
-            acc = ABC_ACC_DFLAT;
-            i++;
-        }
-    } else if (p->s[i] == '=') {
+    if (s[i] == '^') {
+        acc = s[i + 1] == '^' ? ABC_ACC_DSHARP : ABC_ACC_SHARP;
+        i += acc == ABC_ACC_DSHARP ? 2 : 1;
+    } else if (s[i] == '_') {
+        acc = s[i + 1] == '_' ? ABC_ACC_DFLAT : ABC_ACC_FLAT;
+        i += acc == ABC_ACC_DFLAT ? 2 : 1;
+    } else if (s[i] == '=') {
         acc = ABC_ACC_NATURAL;
         i++;
     }
-    if (i >= end || !is_note_letter(p->s[i])) {
+    if (!is_note_letter(s[i])) {
         diag(p, start, "syntax", "an accidental (^ _ =) must be followed by a note letter A-G or a-g",
              "accidental without a note");
         abc_element *e = push_el(p, ABC_EL_UNKNOWN, start, i - start);
@@ -185,35 +209,25 @@ static size_t parse_note(parser *p, size_t i, size_t end)
             e->u.text.text = arena_str(p, start, i - start);
         return i;
     }
-    char c = p->s[i++];
+    char c = s[i++];
     int octave = 0;
     if (c >= 'a') {
         octave = 1;
         c = (char)(c - 'a' + 'A');
     }
-    while (i < end && (p->s[i] == '\'' || p->s[i] == ',')) {
-        octave += p->s[i] == '\'' ? 1 : -1;
-        i++;
-    }
+    for (; s[i] == '\'' || s[i] == ','; i++)
+        octave += s[i] == '\'' ? 1 : -1;
     if (octave > 6 || octave < -6) {
         diag(p, start, "pitch", "use fewer ' or , marks", "note out of range");
         octave = octave > 6 ? 6 : -6;
     }
     abc_len len;
     i = parse_len(p, i, end, &len);
-    bool tie = false;
-    if (i < end && p->s[i] == '-') {
-        tie = true;
-        i++;
-    }
+    bool tie = s[i] == '-';
+    i += tie;
     abc_element *e = push_el(p, ABC_EL_NOTE, start, i - start);
-    if (e) {
-        e->u.note.letter = c;
-        e->u.note.octave = (int8_t)octave;
-        e->u.note.acc = acc;
-        e->u.note.len = len;
-        e->u.note.tie = tie;
-    }
+    if (e)
+        e->u.note = (abc_note){.letter = c, .octave = (int8_t)octave, .acc = acc, .len = len, .tie = tie};
     return i;
 }
 
