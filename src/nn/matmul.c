@@ -60,6 +60,8 @@ struct kernels {
     void (*to_bf16)(const float *x, int n, uint16_t *out);
     float (*bf16_dot)(const uint16_t *w, const uint16_t *x, int n);
     void (*bf16_dot4xn)(const uint16_t *const rows[4], const uint16_t *const xs[], int nt, int n, float out[][4]);
+    /* nn_quantize_row_q8 for the activations of q8/q4 products, bit for bit */
+    void (*quantize_q8)(const float *x, int cols, int8_t *q, uint16_t *scales);
 };
 
 /* Prefill of q8/q4 rows 32 at a time: each 16 rows are first repacked (per thread, once per product) so that
@@ -146,7 +148,7 @@ static void qdot_generic(const struct nn_matrix *w, int row, const struct qact *
 
 static const struct kernels generic = {"generic",      dot_generic,    dot4_generic, dot4x3_generic, 3,
                                        row_dot_generic, nn_dequant_row, qdot_generic, 0, NULL, NULL, NULL,
-                                       NULL,            NULL,           NULL};
+                                       NULL,            NULL,           NULL,         nn_quantize_row_q8};
 
 /* ---- AVX2 + FMA + F16C kernels ---- */
 #if defined(__x86_64__) || defined(__i386__)
@@ -347,7 +349,7 @@ SIMD static void qdot_avx2(const struct nn_matrix *w, int row, const struct qact
 }
 
 static const struct kernels avx2 = {"avx2", dot_avx2, dot4_avx2, dot4x3_avx2, 3, row_dot_avx2, dequant_avx2, qdot_avx2, 0, NULL, NULL, NULL,
-                                    NULL, NULL, NULL};
+                                    NULL, NULL, NULL, nn_quantize_row_q8};
 /* ---- AVX-512 kernels (F, BW, VL, VNNI): 16 floats or 64 int8 per register ---- */
 #define SIMD512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -711,9 +713,28 @@ SIMD512 static void qdot32_avx512(const void *scratch, size_t blocks, const stru
     }
 }
 
+/* nn_quantize_row_q8 a block (two registers) at a time: the same absmax, f16 scale (F16C rounds as
+ * nn_f32_to_f16 does) and round-to-nearest-even quotients, clamped to +-127. */
+SIMD512 static void quantize_q8_avx512(const float *x, int cols, int8_t *q, uint16_t *scales)
+{
+    for (int b = 0; b < cols / NN_QBLOCK; b++) {
+        __m512 lo = _mm512_loadu_ps(x + b * NN_QBLOCK), hi = _mm512_loadu_ps(x + b * NN_QBLOCK + 16);
+        float absmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+        scales[b] = (uint16_t)_cvtss_sh(absmax / 127.0f, _MM_FROUND_TO_NEAREST_INT);
+        float d = _cvtsh_ss(scales[b]);
+        __m512 inv = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+        const __m512i top = _mm512_set1_epi32(127), bottom = _mm512_set1_epi32(-127);
+        __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inv));
+        qlo = _mm512_max_epi32(_mm512_min_epi32(qlo, top), bottom);
+        qhi = _mm512_max_epi32(_mm512_min_epi32(qhi, top), bottom);
+        _mm_storeu_si128((__m128i *)(q + b * NN_QBLOCK), _mm512_cvtepi32_epi8(qlo));
+        _mm_storeu_si128((__m128i *)(q + b * NN_QBLOCK + 16), _mm512_cvtepi32_epi8(qhi));
+    }
+}
+
 static const struct kernels avx512 = {"avx512",       dot_avx512,     dot4_avx512, dot4x6_avx512, 6,
                                       row_dot_avx512, dequant_avx512, qdot_avx512, 1, qdot4x4_avx512, repack16_avx512, qdot32_avx512,
-                                      NULL,           NULL,           NULL};
+                                      NULL,           NULL,           NULL,        quantize_q8_avx512};
 
 /* ---- AVX-512 BF16: vdpbf16ps multiplies 32 bf16 pairs and adds each pair's two products into one of 16 f32
  * lanes, twice the multiply-adds of an f32 FMA per instruction. bf16 weights meet activations packed as bf16
@@ -824,7 +845,8 @@ SIMD512BF static void bf16_dot4xn_avx512bf(const uint16_t *const r[4], const uin
 
 static const struct kernels avx512bf16 = {"avx512bf16", dot_avx512, dot4_avx512, dot4x6_avx512, 6, row_dot_avx512,
                                           dequant_avx512, qdot_avx512, 1, qdot4x4_avx512, repack16_avx512,
-                                          qdot32_avx512, to_bf16_avx512bf, bf16_dot_avx512bf, bf16_dot4xn_avx512bf};
+                                          qdot32_avx512, to_bf16_avx512bf, bf16_dot_avx512bf, bf16_dot4xn_avx512bf,
+                                          quantize_q8_avx512};
 #else
 #define HAVE_SIMD 0
 #endif
@@ -887,7 +909,7 @@ static void quantise_row(struct qact *a, int i, const float *x, int k_bias)
     int8_t *q = a->q + i * cols;
     float *scales = a->scales + i * nb, *offsets = a->offsets + i * nb;
     uint16_t half[NN_MAX_COLS / NN_QBLOCK];
-    nn_quantize_row_q8(x, (int)cols, q, half);
+    k->quantize_q8(x, (int)cols, q, half);
     for (size_t b = 0; b < nb; b++) {
         int sum = 0;
         for (int j = 0; j < NN_QBLOCK; j++)
