@@ -600,10 +600,15 @@ static const char *const families[] = {"key_mode", "analysis_count", "genre", "a
                                        "analysis_find_chord", "analysis_progression"};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
+/* The plugin that answers each family's question (abc_tools.h); genre has none. */
+static const char *const family_plugins[] = {"abc_key", "abc_count", NULL, "abc_find_melody", "abc_find_chord",
+                                             "abc_progression"};
+
 struct analysis_rates {
     struct rate alone;  /* the model alone, the question in the persona's chat */
     struct rate plugin; /* the model with the ABC plugins */
     struct rate called; /* ... that made a plugin call the plugin ran */
+    struct rate right;  /* ... whose first call names the family's plugin */
 };
 
 /* The facts of an answer: its ASCII words and numbers (key names, chords, bar numbers, counts), without the
@@ -627,6 +632,22 @@ static void facts(const char *s, char *out, size_t size)
             continue;
         used += (size_t)snprintf(out + used, size - used, "%.*s ", (int)n, b);
     }
+}
+
+/* The name of the plugin in the first call of the session's history ("" when none). */
+static void first_call(const struct chat_session *s, char *name, size_t size)
+{
+    const struct chat_message *msgs;
+    int n = chat_session_messages(s, &msgs);
+    size_t b, e;
+    name[0] = 0;
+    for (int i = 0; i < n; i++)
+        if (msgs[i].role == CHAT_ASSISTANT && chat_find_call(msgs[i].text, &b, &e)) {
+            struct json *j = json_parse(msgs[i].text + b, e - b, NULL, 0);
+            snprintf(name, size, "%s", j ? json_string_or(j, "name", "") : "");
+            json_free(j);
+            return;
+        }
 }
 
 /* The model's answer with the ABC plugins (abc_tools.h), greedy: the conversation of the tool-use records
@@ -689,6 +710,11 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
                 facts(answer ? answer : "", got, sizeof got);
                 rate_add(&acc[f].plugin, answer && !strcmp(want, got));
                 rate_add(&acc[f].called, called);
+                if (family_plugins[f]) {
+                    char name[64];
+                    first_call(s, name, sizeof name);
+                    rate_add(&acc[f].right, !strcmp(name, family_plugins[f]));
+                }
                 free(answer);
                 counts[f]++;
                 progress("analysis question %s %d", families[f], counts[f]);
@@ -819,12 +845,14 @@ static void markdown(const struct report *r, FILE *out)
     cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     fprintf(out, " | |\n");
     fprintf(out, "\n| analysis answers (held-out SFT questions) | questions | model alone | model with ABC plugin | "
-                 "plugin call made | target | result |\n|---|---|---|---|---|---|---|\n");
+                 "plugin call made | the family's plugin called | target | result |\n"
+                 "|---|---|---|---|---|---|---|---|\n");
     for (size_t f = 0; f < N_FAMILIES; f++) {
         fprintf(out, "| %s | %ld |", families[f], r->acc[f].alone.n);
         cell(out, rate_of(&r->acc[f].alone), 1);
         cell(out, rate_of(&r->acc[f].plugin), 1);
         cell(out, rate_of(&r->acc[f].called), 1);
+        cell(out, rate_of(&r->acc[f].right), 1);
         target(out, rate_of(&r->acc[f].plugin), 0.95);
     }
     fprintf(out, "\nLongest run of bars copied from training (composer tunes): ");
@@ -863,6 +891,7 @@ static void json(const struct report *r, const char *dir, const char *data)
         jnum("accuracy", rate_of(&r->acc[f].alone), 1);
         jnum("accuracy_with_plugin", rate_of(&r->acc[f].plugin), 1);
         jnum("plugin_called", rate_of(&r->acc[f].called), 1);
+        jnum("family_plugin_called", rate_of(&r->acc[f].right), 1);
         printf("\"questions\":%ld}%s", r->acc[f].alone.n, f + 1 < N_FAMILIES ? "," : "");
     }
     printf("}}\n");
