@@ -186,18 +186,23 @@ static void check_bars(const abc_model *m, int ti, abc_diags *out)
 {
     for (size_t vi = 0; vi < m->n_voices; vi++) {
         const abc_voice *v = &m->voices[vi];
+        abc_meter meter = {ABC_METER_NONE, 0, 0};
+        abc_frac full = {0, 1};
         for (size_t i = 0; i < v->n_bars; i++) {
             const abc_bar *b = &v->bars[i];
-            abc_frac full = abc_meter_bar_length(b->meter);
+            if (b->meter.kind != meter.kind || b->meter.num != meter.num || b->meter.den != meter.den) {
+                meter = b->meter;
+                full = abc_meter_bar_length(meter);
+            }
             if (full.num == 0 || b->n_events == 0)
+                continue;
+            int c = frac_cmp(b->len, full);
+            if (c == 0)
                 continue;
             bool multibar = false;
             for (size_t k = 0; k < b->n_events && !multibar; k++)
                 multibar = v->events[b->first_event + k].flags & ABC_EV_MULTIBAR;
             if (multibar)
-                continue;
-            int c = frac_cmp(b->len, full);
-            if (c == 0)
                 continue;
             if (c < 0) {
                 bool first = i == 0, last = i + 1 == v->n_bars;

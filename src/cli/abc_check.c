@@ -121,12 +121,13 @@ int abc_cmd_check(int argc, char **argv)
         bool ok = true;
         if (tune_x < 0) { /* the whole file, one tune at a time */
             size_t len;
-            char *buf = abc_input_read("check", files[k], &len);
+            bool mapped;
+            const char *buf = abc_input_map("check", files[k], &len, &mapped);
             if (!buf) {
                 ok = false;
             } else {
                 abc_check_buffer(buf, len, &d, &n_tunes);
-                free(buf);
+                abc_input_unmap(buf, len, mapped);
             }
         } else {
             abc_file *f = abc_input_parse("check", files[k]);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +56,34 @@ char *abc_input_read(const char *command, const char *path, size_t *len)
     if (!buf)
         fprintf(stderr, "melodist abc %s: cannot read %s: %s\n", command, abc_input_name(path), strerror(err));
     return buf;
+}
+
+const char *abc_input_map(const char *command, const char *path, size_t *len, bool *mapped)
+{
+    *mapped = false;
+    int fd = path && strcmp(path, "-") ? open(path, O_RDONLY) : -1;
+    struct stat st;
+    if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0) {
+        /* populated up front: one pass over the page cache instead of a fault per page */
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (p != MAP_FAILED) {
+            close(fd);
+            *len = (size_t)st.st_size;
+            *mapped = true;
+            return p;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return abc_input_read(command, path, len);
+}
+
+void abc_input_unmap(const char *buf, size_t len, bool mapped)
+{
+    if (mapped)
+        munmap((void *)buf, len);
+    else
+        free((void *)buf);
 }
 
 abc_file *abc_input_parse(const char *command, const char *path)

@@ -10,6 +10,10 @@
 
 /* Read `path` ("-" or NULL: stdin) into a malloc'd buffer; prints why and returns NULL on failure. */
 char *abc_input_read(const char *command, const char *path, size_t *len);
+/* abc_input_read() without the copy where it can: a regular file is mapped read-only (it must not shrink
+ * meanwhile). Give it back with abc_input_unmap(). */
+const char *abc_input_map(const char *command, const char *path, size_t *len, bool *mapped);
+void abc_input_unmap(const char *buf, size_t len, bool mapped);
 /* Read and parse `path` ("-" or NULL: stdin). Prints "<command>: cannot read ..." and returns NULL on failure. */
 abc_file *abc_input_parse(const char *command, const char *path);
 /* The display name of an input path. */
