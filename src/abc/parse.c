@@ -186,7 +186,7 @@ static inline size_t parse_len(parser *p, size_t i, size_t end, abc_len *len)
     return parse_written_len(p, i, end, len);
 }
 
-static size_t parse_note(parser *p, size_t i, size_t end)
+static inline __attribute__((always_inline)) size_t parse_note(parser *p, size_t i, size_t end)
 {
     const char *s = p->s;
     size_t start = i;
@@ -383,6 +383,12 @@ static size_t parse_bar(parser *p, size_t i, size_t end)
     return i;
 }
 
+/* Does a '|' followed by c stand alone, a single bar line? (c may be the line end: see ends_len) */
+static inline bool plain_bar(char c)
+{
+    return c != '|' && c != '[' && c != ']' && c != ':' && !is_digit(c);
+}
+
 static size_t parse_inline_field(parser *p, size_t i, size_t end)
 {
     size_t start = i, close = i + 3;
@@ -565,6 +571,15 @@ static void parse_music_line(parser *p, size_t i, size_t end)
             }
             break;
         case '|':
+            if (plain_bar(p->s[i + 1])) { /* the common case, without parse_bar()'s analysis */
+                abc_element *e = push_el(p, ABC_EL_BAR, i, 1);
+                if (e)
+                    e->u.bar = (abc_bar_line){ABC_BAR_SINGLE, 0, 0, false};
+                i++;
+                break;
+            }
+            i = parse_bar(p, i, end);
+            break;
         case ':':
             i = parse_bar(p, i, end);
             break;
