@@ -45,8 +45,8 @@ typedef struct abc_diag {
     int line, col;        /* 1-based, in the file (0 when unknown) */
     int tune;             /* index into abc_file.tunes, -1 for the file header */
     const char *category; /* static string, e.g. "syntax", "bar-length", "header", "repeat" */
-    char *message;        /* owned */
-    char *hint;           /* owned, may be NULL */
+    char *message;        /* owned (malloc'd) */
+    char *hint;           /* may be NULL; owned with the message (in the same block) */
 } abc_diag;
 
 typedef struct abc_diags {

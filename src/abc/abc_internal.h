@@ -63,6 +63,15 @@ abc_parser *abc_parser_new(void);
 void abc_parser_free(abc_parser *ps);
 abc_file *abc_parser_run(abc_parser *ps, const char *buf, size_t len, int first_line, bool compound);
 
+/* Pitch class of the note letters A..G (C = 0). */
+static const int abc_letter_pc[7] = {9, 11, 0, 2, 4, 5, 7};
+
+/* abc_midi_pitch(), inline for the per-note loops. */
+static inline int midi_pitch(char letter, int octave, int semitones)
+{
+    return 60 + 12 * octave + abc_letter_pc[letter - 'A'] + semitones;
+}
+
 /* Default tuplet q for p (the standard's table; compound: meter is 6/8, 9/8, 12/8 ...). */
 int abc_tuplet_default_q(int p, bool compound);
 bool abc_meter_is_compound(abc_meter m);

@@ -58,7 +58,8 @@ void abc_arena_reset(abc_arena *a)
     a->head->used = 0;
 }
 
-void *abc_arena_alloc(abc_arena *a, size_t size)
+/* size bytes, not zeroed */
+static void *arena_take(abc_arena *a, size_t size)
 {
     size = (size + 7) & ~(size_t)7;
     struct block *b = a->head;
@@ -76,13 +77,20 @@ void *abc_arena_alloc(abc_arena *a, size_t size)
     }
     void *p = b->data + b->used;
     b->used += size;
-    memset(p, 0, size);
+    return p;
+}
+
+void *abc_arena_alloc(abc_arena *a, size_t size)
+{
+    void *p = arena_take(a, size);
+    if (p)
+        memset(p, 0, size);
     return p;
 }
 
 char *abc_arena_strndup(abc_arena *a, const char *s, size_t n)
 {
-    char *p = abc_arena_alloc(a, n + 1);
+    char *p = arena_take(a, n + 1);
     if (p) {
         memcpy(p, s, n);
         p[n] = 0;

@@ -13,10 +13,8 @@ void abc_diags_init(abc_diags *d)
 
 void abc_diags_clear(abc_diags *d)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->items[i].message);
-        free(d->items[i].hint);
-    }
+    for (size_t i = 0; i < d->n; i++)
+        free(d->items[i].message); /* the hint is in the same block */
     d->n = d->n_errors = d->n_warnings = 0;
 }
 
@@ -57,14 +55,16 @@ void abc_diags_add_text(abc_diags *d, abc_severity sev, int line, int col, int t
 {
     if (!d || !reserve(d, 1))
         return;
-    abc_diag *dg = &d->items[d->n];
-    *dg = (abc_diag){.severity = sev, .line = line, .col = col, .tune = tune, .category = category,
-                     .message = strndup(message, MESSAGE_MAX - 1), .hint = hint ? strdup(hint) : NULL};
-    if (!dg->message) {
-        free(dg->hint);
+    size_t mlen = strnlen(message, MESSAGE_MAX - 1), hlen = hint ? strlen(hint) + 1 : 0;
+    char *text = malloc(mlen + 1 + hlen); /* message and hint in one block */
+    if (!text)
         return;
-    }
-    d->n++;
+    memcpy(text, message, mlen);
+    text[mlen] = 0;
+    if (hint)
+        memcpy(text + mlen + 1, hint, hlen);
+    d->items[d->n++] = (abc_diag){.severity = sev, .line = line, .col = col, .tune = tune, .category = category,
+                                  .message = text, .hint = hint ? text + mlen + 1 : NULL};
     count(d, sev);
 }
 

@@ -7,7 +7,6 @@
 
 #include "abc_internal.h"
 
-static const int letter_pc[7] = {9, 11, 0, 2, 4, 5, 7};       /* A B C D E F G */
 static const int letter_fifths[7] = {3, 5, 0, 2, 4, -1, 1};   /* position on the circle of fifths */
 static const char sharp_order[7] = {'F', 'C', 'G', 'D', 'A', 'E', 'B'};
 
@@ -29,7 +28,7 @@ int abc_accidental_semitones(abc_accidental a)
 
 int abc_midi_pitch(char letter, int octave, int semitones)
 {
-    return 60 + 12 * octave + letter_pc[letter - 'A'] + semitones;
+    return midi_pitch(letter, octave, semitones);
 }
 
 static const char *skip_ws(const char *s)
@@ -69,7 +68,7 @@ bool abc_parse_key(const char *value, abc_key *out, char *err, size_t errsz)
             out->tonic_acc = *s == '#' ? 1 : -1;
             s++;
         }
-        out->tonic_pc = (letter_pc[out->tonic_letter - 'A'] + out->tonic_acc + 12) % 12;
+        out->tonic_pc = (abc_letter_pc[out->tonic_letter - 'A'] + out->tonic_acc + 12) % 12;
         s = skip_ws(s);
         const char *w = s;
         while (isalpha((unsigned char)*s))

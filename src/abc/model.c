@@ -249,7 +249,7 @@ static int note_pitch(voice_state *v, const abc_note *n, bool *tied)
     } else {
         semis = v->key.sig[li];
     }
-    int p = abc_midi_pitch(n->letter, n->octave + v->key.octave, semis);
+    int p = midi_pitch(n->letter, n->octave + v->key.octave, semis);
     return p < 0 ? 0 : p > 127 ? 127 : p;
 }
 
