@@ -145,6 +145,12 @@ void abc_diags_add(abc_diags *d, abc_severity sev, int line, int col, int tune, 
 
 void abc_diags_move(abc_diags *to, abc_diags *from)
 {
+    if (!to->n && to->cap < from->n) { /* into an empty list: take the array over instead of copying it */
+        abc_diags t = *to;
+        *to = *from;
+        *from = t;
+        return;
+    }
     if (!reserve(to, from->n)) { /* out of memory: the diagnostics are lost, as when adding them fails */
         abc_diags_clear(from);
         return;
@@ -223,44 +229,42 @@ static int cmp_pos(const void *a, const void *b)
     return 0;
 }
 
-/* Stable natural merge sort: the diagnostics of several passes arrive as a few sorted runs, merged pairwise
- * until one is left. */
+/* Stable natural merge sort: the diagnostics of several passes arrive as a few sorted runs; each pass merges
+ * them pairwise, in place, from the back, with the right-hand run set aside (often a short one). */
 void abc_diags_sort(abc_diags *d)
 {
-    size_t ordered = 1;
-    while (ordered < d->n && cmp_pos(&d->items[ordered - 1], &d->items[ordered]) <= 0)
-        ordered++;
-    if (ordered >= d->n) /* the usual case: passes report in order */
-        return;
-    abc_diag *tmp = malloc(d->n * sizeof *tmp);
-    if (!tmp)
-        return;
-    abc_diag *from = d->items, *to = tmp;
+    abc_diag *a = d->items, *tmp = NULL;
+    size_t n = d->n, tmp_cap = 0;
     for (;;) {
         size_t runs = 0;
-        for (size_t lo = 0; lo < d->n; runs++) {
+        for (size_t lo = 0; lo < n; runs++) {
             size_t mid = lo + 1;
-            while (mid < d->n && cmp_pos(&from[mid - 1], &from[mid]) <= 0)
+            while (mid < n && cmp_pos(&a[mid - 1], &a[mid]) <= 0)
                 mid++;
-            size_t hi = mid < d->n ? mid + 1 : mid;
-            while (hi < d->n && cmp_pos(&from[hi - 1], &from[hi]) <= 0)
+            size_t hi = mid < n ? mid + 1 : mid;
+            while (hi < n && cmp_pos(&a[hi - 1], &a[hi]) <= 0)
                 hi++;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                to[k++] = cmp_pos(&from[j], &from[i]) < 0 ? from[j++] : from[i++];
-            while (i < mid)
-                to[k++] = from[i++];
-            while (j < hi)
-                to[k++] = from[j++];
+            if (hi > mid) {
+                if (hi - mid > tmp_cap) {
+                    abc_diag *t = realloc(tmp, (hi - mid) * sizeof *t);
+                    if (!t) { /* out of memory: left as it is */
+                        free(tmp);
+                        return;
+                    }
+                    tmp = t;
+                    tmp_cap = hi - mid;
+                }
+                memcpy(tmp, a + mid, (hi - mid) * sizeof *tmp);
+                size_t i = mid, j = hi - mid, k = hi;
+                while (i > lo && j > 0) /* on a tie the right-hand one goes last: stable */
+                    a[--k] = cmp_pos(&a[i - 1], &tmp[j - 1]) > 0 ? a[--i] : tmp[--j];
+                while (j > 0)
+                    a[--k] = tmp[--j];
+            }
             lo = hi;
         }
-        abc_diag *t = from;
-        from = to;
-        to = t;
-        if (runs == 1)
+        if (runs <= 1)
             break;
     }
-    if (from != d->items)
-        memcpy(d->items, from, d->n * sizeof *from);
     free(tmp);
 }
