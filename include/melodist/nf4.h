@@ -32,6 +32,9 @@ struct nf4_tensor {
 
 /* Quantises x[0..n). Returns 0, or -1 when out of memory. */
 int nf4_quantize(struct nf4_tensor *t, const float *x, size_t n, int double_quant);
+/* The same for a matrix of any stored type (row-major), converted NF4_BLOCK rows at a time instead of whole. */
+struct nn_matrix;
+int nf4_quantize_matrix(struct nf4_tensor *t, const struct nn_matrix *w, int double_quant);
 void nf4_free(struct nf4_tensor *t);
 size_t nf4_bytes(const struct nf4_tensor *t);
 /* The f32 scale of block b (de-quantised first when double-quantised). */

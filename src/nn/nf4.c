@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "melodist/nf4.h"
+#include "melodist/nn.h"
 
 const float nf4_code[16] = {
     -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
@@ -113,18 +114,19 @@ static void quantize_blocks(const float *x, size_t n, size_t block, const float 
     }
 }
 
-int nf4_quantize(struct nf4_tensor *t, const float *x, size_t n, int double_quant)
+static int nf4_alloc(struct nf4_tensor *t, size_t n)
 {
     memset(t, 0, sizeof *t);
     t->n = n;
     t->n_blocks = (n + NF4_BLOCK - 1) / NF4_BLOCK;
     t->q = calloc((n + 1) / 2, 1);
     t->absmax = malloc(sizeof(float) * t->n_blocks);
-    if (!t->q || !t->absmax)
-        goto oom;
-    quantize_blocks(x, n, NF4_BLOCK, nf4_code, 16, t->absmax, t->q, 1);
-    if (!double_quant)
-        return 0;
+    return t->q && t->absmax ? 0 : -1;
+}
+
+/* Double quantisation of the block scales t->absmax. */
+static int quantize_scales(struct nf4_tensor *t)
+{
     size_t nb = t->n_blocks, n2 = (nb + NF4_SCALE_BLOCK - 1) / NF4_SCALE_BLOCK;
     double sum = 0; /* torch's mean of a float32 tensor: accumulated wider, rounded once */
     for (size_t b = 0; b < nb; b++)
@@ -135,12 +137,47 @@ int nf4_quantize(struct nf4_tensor *t, const float *x, size_t n, int double_quan
     t->qabsmax = malloc(nb);
     t->absmax2 = malloc(sizeof(float) * n2);
     if (!t->qabsmax || !t->absmax2)
-        goto oom;
+        return -1;
     quantize_blocks(t->absmax, nb, NF4_SCALE_BLOCK, nf4_dynamic_map(), 256, t->absmax2, t->qabsmax, 0);
     free(t->absmax);
     t->absmax = NULL;
     return 0;
+}
+
+int nf4_quantize(struct nf4_tensor *t, const float *x, size_t n, int double_quant)
+{
+    if (nf4_alloc(t, n))
+        goto oom;
+    quantize_blocks(x, n, NF4_BLOCK, nf4_code, 16, t->absmax, t->q, 1);
+    if (double_quant && quantize_scales(t))
+        goto oom;
+    return 0;
 oom:
+    nf4_free(t);
+    return -1;
+}
+
+int nf4_quantize_matrix(struct nf4_tensor *t, const struct nn_matrix *w, int double_quant)
+{
+    size_t cols = (size_t)w->cols, n = (size_t)w->rows * cols;
+    float *x = malloc(sizeof(float) * NF4_BLOCK * cols);
+    if (!x || nf4_alloc(t, n))
+        goto oom;
+    /* NF4_BLOCK rows at a time: a whole number of blocks, starting on a byte of the packed codes */
+    for (int r0 = 0; r0 < w->rows; r0 += NF4_BLOCK) {
+        int rows = w->rows - r0 < NF4_BLOCK ? w->rows - r0 : NF4_BLOCK;
+        for (int r = 0; r < rows; r++)
+            nn_dequant_row(w, r0 + r, x + (size_t)r * cols);
+        size_t first = (size_t)r0 * cols;
+        quantize_blocks(x, (size_t)rows * cols, NF4_BLOCK, nf4_code, 16, t->absmax + first / NF4_BLOCK,
+                        t->q + first / 2, 1);
+    }
+    free(x);
+    if (double_quant && quantize_scales(t))
+        goto oom;
+    return 0;
+oom:
+    free(x);
     nf4_free(t);
     return -1;
 }

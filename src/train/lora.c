@@ -358,15 +358,7 @@ static int quantize_base(struct lora *L, const struct model *base)
         return -1;
     for (int i = 0; i < n; i++) {
         const struct nn_matrix *w = base_matrix(base, i, L->n_layers);
-        size_t count = (size_t)w->rows * w->cols;
-        float *x = malloc(sizeof(float) * count);
-        if (!x)
-            return -1;
-        for (int r = 0; r < w->rows; r++)
-            nn_dequant_row(w, r, x + (size_t)r * w->cols);
-        int rc = nf4_quantize(&L->nf4[i], x, count, L->cfg.double_quant);
-        free(x);
-        if (rc)
+        if (nf4_quantize_matrix(&L->nf4[i], w, L->cfg.double_quant))
             return -1;
         if (base->files.count) /* mapped from a checkpoint: the pages can go, the NF4 copy replaces them */
             pages_release(w->data, nn_matrix_bytes(w));

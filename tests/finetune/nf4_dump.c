@@ -1,9 +1,12 @@
 /* NF4 quantisation of test vectors, dumped for tests/reference/lora_ref.py nf4, which re-derives every code,
- * scale and de-quantised value with its own numpy/torch implementation of the bitsandbytes algorithm. */
+ * scale and de-quantised value with its own numpy/torch implementation of the bitsandbytes algorithm. The
+ * same values as a [101, 381] matrix quantised a few rows at a time (nf4_quantize_matrix, blocks spanning
+ * rows) must give the very same bytes. */
 #include <stdlib.h>
 
 #include "../train/tdump.h"
 #include "melodist/nf4.h"
+#include "melodist/nn.h"
 
 static void dump_bytes(FILE *f, const char *name, const uint8_t *b, size_t n)
 {
@@ -61,6 +64,19 @@ int main(int argc, char **argv)
         } else {
             TDUMP_F32(f, "dq0.absmax", t.absmax, (int64_t)t.n_blocks);
         }
+        struct nf4_tensor by_rows;
+        struct nn_matrix w = {NN_F32, 101, 381, x, NULL};
+        if (101 * 381 != n || nf4_quantize_matrix(&by_rows, &w, dq))
+            return 1;
+        int same = !memcmp(by_rows.q, t.q, (n + 1) / 2) && by_rows.offset == t.offset &&
+                   (dq ? !memcmp(by_rows.qabsmax, t.qabsmax, t.n_blocks) &&
+                             !memcmp(by_rows.absmax2, t.absmax2, sizeof(float) * ((t.n_blocks + NF4_SCALE_BLOCK - 1) / NF4_SCALE_BLOCK))
+                       : !memcmp(by_rows.absmax, t.absmax, sizeof(float) * t.n_blocks));
+        printf("nf4_quantize_matrix (64 rows at a time) %s nf4_quantize, double quantisation %s\n",
+               same ? "equals" : "DIFFERS FROM", dq ? "on" : "off");
+        if (!same)
+            return 1;
+        nf4_free(&by_rows);
         nf4_free(&t);
     }
     fclose(f);
