@@ -2,14 +2,17 @@
  *
  * InternLM2's agent format (InternLM/InternLM chat/chat_format.md), which the chat, the data pipeline and the
  * evaluation all follow:
- *   <|im_start|>system name=<|plugin|>\n{ABC_TOOLS schema: a JSON array}<|im_end|>\n
- *   <|im_start|>user\n{question with the tune}<|im_end|>\n
+ *   <|im_start|>system name=<|plugin|>\n{the plugins' schema: a JSON array}<|im_end|>\n
+ *   <|im_start|>user name=file\n{the tune}<|im_end|>\n
+ *   <|im_start|>user\n{the question}<|im_end|>\n
  *   <|im_start|>assistant\n<|action_start|><|plugin|>\n{"name": "abc_key", "parameters": {}}<|action_end|><|im_end|>\n
  *   <|im_start|>environment name=<|plugin|>\n{the plugin's JSON result}<|im_end|>\n
  *   <|im_start|>assistant\n{the answer}<|im_end|>\n
  *
- * The plugins work on "the tune": the ABC tune in the latest user message (abc_tools_tune_in). A tiny model
- * cannot copy a whole tune into its call, and need not: only the phrase or chord to look for is a parameter.
+ * The plugins work on "the tune": the ABC tune of the file attached to the question (or in the question itself,
+ * abc_tools_tune_in). A tiny model cannot copy a whole tune into its call, and need not: only the phrase or chord to
+ * look for is a parameter. The tune comes before the question so that the question, which decides the plugin, is
+ * next to the call (a 1.4M-parameter model does not learn to look 600 tokens back for it in an afternoon).
  * Every fact a plugin returns is computed by the ABC engine (abc_analyze, abc_melody_bars, abc_key_name) exactly
  * as the SFT builder computes the reference answers (src/data/sft.c), so a correct answer restates the result.
  *
@@ -31,6 +34,11 @@ const char *abc_tools_schema(void);
 /* The start of the ABC tune in a message: its first line starting with "X:", else its first line that looks like
  * a header field ("T:", "M:", ...) followed somewhere by a K: line. NULL when the text holds no tune. */
 const char *abc_tools_tune_in(const char *text);
+
+/* A message holding a question and a tune, as the model with plugins reads it: the tune as a file attached before
+ * the question (CHAT_FILE, chat_session_attach) and the question's words. Returns the tune (abc_tools_tune_in) and
+ * sets *question_len to the length of the text before it, trailing blanks left out; NULL when there is no tune. */
+const char *abc_tools_split(const char *message, size_t *question_len);
 
 /* The call text an assistant writes for plugin `name` with at most one string parameter (param NULL: none):
  * CHAT_ACTION_START {"name": ..., "parameters": {...}} CHAT_ACTION_END. NULL when out of memory. */

@@ -35,12 +35,14 @@
  * and the plugin's answer as a turn of the environment (role line "environment name=<|plugin|>"). */
 #define CHAT_ROLE_PLUGIN_SYSTEM "system name=<|plugin|>"
 #define CHAT_ROLE_PLUGIN_ENVIRONMENT "environment name=<|plugin|>"
+#define CHAT_ROLE_FILE "user name=file" /* a file the user attaches, given before the question about it */
 #define CHAT_ACTION_START "<|action_start|><|plugin|>\n"
 #define CHAT_ACTION_END "<|action_end|>"
 
-enum chat_role { CHAT_SYSTEM, CHAT_USER, CHAT_ASSISTANT, CHAT_PLUGIN_SYSTEM, CHAT_ENVIRONMENT };
+enum chat_role { CHAT_SYSTEM, CHAT_USER, CHAT_ASSISTANT, CHAT_PLUGIN_SYSTEM, CHAT_ENVIRONMENT, CHAT_FILE };
 
-/* The role line: "system", "user", "assistant", CHAT_ROLE_PLUGIN_SYSTEM, CHAT_ROLE_PLUGIN_ENVIRONMENT. The special
+/* The role line: "system", "user", "assistant", CHAT_ROLE_PLUGIN_SYSTEM, CHAT_ROLE_PLUGIN_ENVIRONMENT,
+ * CHAT_ROLE_FILE. The special
  * tokens in a role line are encoded as such; message text never is, except the action markers (CHAT_ACTION_START,
  * CHAT_ACTION_END) in an assistant message, which are the assistant's own plugin call. */
 const char *chat_role_name(enum chat_role role);
@@ -57,7 +59,8 @@ int chat_encode(const mt_tokenizer *tok, const struct chat_message *msgs, int n,
                 tok_ids *out, char *err, size_t errlen);
 
 /* Like chat_encode with the generation prompt, keeping at most max_tokens ids: drops the oldest turns
- * after a leading system message (of either kind) until it fits; the kept part always starts with a user message.
+ * after a leading system message (of either kind) until it fits; the kept part always starts with a user message
+ * (or a file attached to one).
  * *n_dropped receives the number of messages dropped. Returns 0, or -1 with a message when even the
  * system message and the last message alone exceed max_tokens. */
 int chat_encode_fit(const mt_tokenizer *tok, const struct chat_message *msgs, int n, int max_tokens,
@@ -93,7 +96,11 @@ int chat_session_add(struct chat_session *s, enum chat_role role, const char *te
 int chat_session_messages(const struct chat_session *s, const struct chat_message **msgs); /* count */
 int chat_session_context(const struct chat_session *s);
 
-/* Runs a plugin call (the JSON between the action markers) for the latest user message. Returns the result as
+/* Attaches a file (e.g. a tune) to the next user message: a CHAT_FILE turn before it. -1 when out of memory. */
+int chat_session_attach(struct chat_session *s, const char *text, size_t len);
+
+/* Runs a plugin call (the JSON between the action markers) for the latest user message: `user` is the file attached
+ * to it when there is one, else the message itself. Returns the result as
  * malloc'd text, or NULL with a message in err (a bad call, an unknown plugin); the session gives that message
  * back to the model as the environment's answer ({"error": ...}). */
 typedef char *(*chat_plugin_fn)(void *ctx, const char *user, const char *call, size_t call_len, char *err,

@@ -189,22 +189,20 @@ static int model_answer(const char *model_dir, const char *question, const char 
     if (compose_load("analyze", model_dir, &cm))
         return 1;
     char err[512];
-    size_t len = strlen(question) + strlen(tune) + 2;
-    char *user = malloc(len);
     struct chat_session *s = chat_session_new(cm.model, cm.tok, NULL, 0, err, sizeof err);
     int rc = 1;
-    if (!user || !s || chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, ABC_TOOLS_MAX_CALLS)) {
-        fprintf(stderr, "melodist analyze: %s\n", s || !user ? "out of memory" : err);
+    if (!s || chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, ABC_TOOLS_MAX_CALLS) ||
+        chat_session_attach(s, tune, strlen(tune))) {
+        fprintf(stderr, "melodist analyze: %s\n", s ? "out of memory" : err);
         goto done;
     }
-    snprintf(user, len, "%s\n%s", question, tune);
     struct gen_params p;
     gen_params_default(&p);
     p.seed = seed;
     p.temperature = 0;
     p.max_tokens = 256;
     struct chat_reply reply;
-    if (chat_session_reply(s, user, strlen(user), &p, NULL, 0, NULL, NULL, &reply, err, sizeof err)) {
+    if (chat_session_reply(s, question, strlen(question), &p, NULL, 0, NULL, NULL, &reply, err, sizeof err)) {
         fprintf(stderr, "melodist analyze: %s\n", err);
         goto done;
     }
@@ -221,7 +219,6 @@ static int model_answer(const char *model_dir, const char *question, const char 
     *refused = reply.n_call_errors;
     rc = 0;
 done:
-    free(user);
     chat_session_free(s);
     compose_unload(&cm);
     return rc;

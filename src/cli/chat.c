@@ -30,7 +30,8 @@ static void usage(FILE *out)
             "Defaults as InternLM2's chat(): temperature 0.8, top-p 0.8, 1024 tokens per reply (at most half the\n"
             "context).\n"
             "One message per line on stdin. Commands: /reset (forget the conversation), /system TEXT (new system\n"
-            "prompt; /system alone removes it), /file PATH TEXT (send TEXT, a newline and the file, e.g. a tune),\n"
+            "prompt; /system alone removes it), /file PATH TEXT (send TEXT about the file, e.g. a tune: with\n"
+            "--abc-plugins the file is attached before TEXT, otherwise it follows TEXT in the message),\n"
             "/exit. Replies go to stdout, notices (plugin results) to stderr. When the\n"
             "conversation outgrows the context the oldest turns are dropped (a notice says so).\n"
             "Exit status: 0, or 1 when the model could not be loaded or some message got no reply.\n");
@@ -78,14 +79,20 @@ static void print_prompt(const struct chat_session *s, const mt_tokenizer *tok, 
     free(msgs);
 }
 
-/* "TEXT\nFILE CONTENTS" for "/file PATH TEXT"; NULL after saying why. */
-static char *file_message(const char *args)
+/* The message of "/file PATH TEXT": with plugins the file is attached (a CHAT_FILE turn before the message, as the
+ * model with plugins was trained) and the message is TEXT; without, the message is "TEXT\nFILE CONTENTS". NULL
+ * after saying why. */
+static char *file_message(struct chat_session *s, int plugins, const char *args)
 {
-    const char *sp = strchr(args, ' ');
+    const char *sp = strchr(args, ' '), *words = sp ? sp + 1 : "";
     char *path = sp ? strndup(args, (size_t)(sp - args)) : strdup(args);
     char *text = path ? compose_read_text("chat", path, NULL) : NULL, *msg = NULL;
-    if (text && asprintf(&msg, "%s\n%s", sp ? sp + 1 : "", text) < 0)
+    if (text && plugins && chat_session_attach(s, text, strlen(text)) == 0)
+        msg = strdup(words);
+    else if (text && !plugins && asprintf(&msg, "%s\n%s", words, text) < 0)
         msg = NULL;
+    if (text && !msg)
+        fprintf(stderr, "melodist chat: out of memory\n");
     free(path);
     free(text);
     return msg;
@@ -143,7 +150,7 @@ static int chat_loop(struct chat_session *s, const mt_tokenizer *tok, char **sys
             continue;
         }
         char *attached = NULL;
-        if (!strncmp(line, "/file ", 6) && !(attached = file_message(line + 6))) {
+        if (!strncmp(line, "/file ", 6) && !(attached = file_message(s, plugins, line + 6))) {
             failed = 1;
             continue;
         }

@@ -651,7 +651,8 @@ static void first_call(const struct chat_session *s, char *name, size_t size)
 }
 
 /* The model's answer with the ABC plugins (abc_tools.h), greedy: the conversation of the tool-use records
- * (plugin schema as the system prompt, the question, the call, the environment's result, the answer). NULL when
+ * (plugin schema as the system prompt, the tune as an attached file, the question, the call, the environment's
+ * result, the answer). NULL when
  * it could not answer; *called is set when a plugin ran without refusing the call. */
 static char *plugin_reply(struct chat_session *s, const char *user, uint64_t seed, int *called)
 {
@@ -664,7 +665,10 @@ static char *plugin_reply(struct chat_session *s, const char *user, uint64_t see
     char err[256];
     chat_session_reset(s);
     *called = 0;
-    if (chat_session_reply(s, user, strlen(user), &p, NULL, 0, NULL, NULL, &r, err, sizeof err))
+    size_t len = strlen(user);
+    const char *tune = abc_tools_split(user, &len);
+    if ((tune && chat_session_attach(s, tune, strlen(tune))) ||
+        chat_session_reply(s, user, len, &p, NULL, 0, NULL, NULL, &r, err, sizeof err))
         return NULL;
     *called = r.n_calls > r.n_call_errors;
     return r.text;

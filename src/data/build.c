@@ -236,15 +236,16 @@ static void emit_record(void *ctx, enum data_task task, int zh, const char *inpu
 }
 
 /* A tool-use record (docs/data.md, "Tool use"): OpenAI-style messages whose roles are InternLM2's role lines, so
- * that the plugin schema and the plugin's result carry their name=<|plugin|> (as `melodist train` encodes them).
- * The plugin system prompt stands in for the persona: both and a tune do not fit the shipped model's context. */
-static void emit_tool_record(void *ctx, enum data_task task, int zh, const char *input, const char *call,
-                             const char *result, const char *output)
+ * that the plugin schema, the attached tune and the plugin's result carry their names (as `melodist train` writes
+ * them after <|im_start|>). The plugin system prompt stands in for the persona: both and a tune do not fit the
+ * shipped model's context. */
+static void emit_tool_record(void *ctx, enum data_task task, const char *file, const char *question,
+                             const char *call, const char *result, const char *output)
 {
     struct builder *b = ctx;
-    (void)zh; /* the question and the answer are in the record's language already */
-    const char *roles[] = {CHAT_ROLE_PLUGIN_SYSTEM, "user", "assistant", CHAT_ROLE_PLUGIN_ENVIRONMENT, "assistant"};
-    const char *contents[] = {abc_tools_schema(), input, call, result, output};
+    const char *roles[] = {CHAT_ROLE_PLUGIN_SYSTEM, CHAT_ROLE_FILE, "user", "assistant",
+                           CHAT_ROLE_PLUGIN_ENVIRONMENT, "assistant"};
+    const char *contents[] = {abc_tools_schema(), file, question, call, result, output};
     struct data_buf *l = &b->line;
     data_buf_reset(l);
     data_buf_puts(l, "{\"messages\": [");

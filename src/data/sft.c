@@ -523,20 +523,26 @@ static void emit(struct ctx *c, enum data_task task, int zh, const char *output)
     c->emit(c->emit_ctx, task, zh, c->in.data, output);
 }
 
-/* The record just emitted (question c->in, answer c->out) once more as a tool-use record: the assistant calls
- * `plugin` (with one string parameter when param is not NULL), the plugin runs on the tune in the question. */
-static void tool_record(struct ctx *c, enum data_task task, int zh, const char *plugin, const char *param,
+/* The record just emitted (question c->in, answer c->out) once more as a tool-use record: the tune of the question
+ * as an attached file, the question's words, the assistant's call of `plugin` (with one string parameter when
+ * param is not NULL), the plugin's result on the tune, the answer. */
+static void tool_record(struct ctx *c, enum data_task task, const char *plugin, const char *param,
                         const char *value)
 {
-    if (!c->g->on_tool)
+    size_t question_len;
+    const char *tune = abc_tools_split(c->in.data, &question_len);
+    if (!c->g->on_tool || !tune)
         return;
     char *call = abc_tools_call_text(plugin, param, value), err[256];
     size_t b, e;
     if (!call || !chat_find_call(call, &b, &e))
         abort();
-    char *result = abc_tools_run(c->in.data, call + b, e - b, err, sizeof err);
+    char *result = abc_tools_run(tune, call + b, e - b, err, sizeof err);
+    struct data_buf question = {0};
+    data_buf_append(&question, c->in.data, question_len);
     if (result)
-        c->g->on_tool(c->emit_ctx, task, zh, c->in.data, call, result, c->out.data);
+        c->g->on_tool(c->emit_ctx, task, tune, question.data, call, result, c->out.data);
+    data_buf_free(&question);
     free(result);
     free(call);
 }
@@ -869,7 +875,7 @@ static void f_find_melody(struct ctx *c, int zh)
         else
             data_buf_puts(&c->out, zh ? "。" : ".");
         emit(c, DATA_TASK_FIND_MELODY, zh, c->out.data);
-        tool_record(c, DATA_TASK_FIND_MELODY, zh, "abc_find_melody", "phrase", ph.data);
+        tool_record(c, DATA_TASK_FIND_MELODY, "abc_find_melody", "phrase", ph.data);
     }
     data_buf_free(&ph);
 }
@@ -914,7 +920,7 @@ static void f_find_chord(struct ctx *c, int zh)
     join_list(&c->out, bars, n, zh);
     data_buf_puts(&c->out, zh ? " 小节。" : ".");
     emit(c, DATA_TASK_FIND_CHORD, zh, c->out.data);
-    tool_record(c, DATA_TASK_FIND_CHORD, zh, "abc_find_chord", "chord", chord);
+    tool_record(c, DATA_TASK_FIND_CHORD, "abc_find_chord", "chord", chord);
 }
 
 static void f_count(struct ctx *c, int zh)
@@ -939,7 +945,7 @@ static void f_count(struct ctx *c, int zh)
         data_buf_printf(&c->out, "As written the tune has %zu bars; played with its repeats, %zu bars. It has %zu voice%s.",
                         a->bars_written, a->bars_played, a->n_voices, a->n_voices > 1 ? "s" : "");
     emit(c, DATA_TASK_COUNT_BARS, zh, c->out.data);
-    tool_record(c, DATA_TASK_COUNT_BARS, zh, "abc_count", NULL, NULL);
+    tool_record(c, DATA_TASK_COUNT_BARS, "abc_count", NULL, NULL);
 }
 
 static void f_progression(struct ctx *c, int zh)
@@ -959,7 +965,7 @@ static void f_progression(struct ctx *c, int zh)
                               : "The chord progression, one cell per bar (\"-\": the previous chord continues):\n");
     progression_text(&c->a, &c->out);
     emit(c, DATA_TASK_PROGRESSION, zh, c->out.data);
-    tool_record(c, DATA_TASK_PROGRESSION, zh, "abc_progression", NULL, NULL);
+    tool_record(c, DATA_TASK_PROGRESSION, "abc_progression", NULL, NULL);
 }
 
 static void f_harmonise(struct ctx *c, int zh)
@@ -1077,7 +1083,7 @@ static void f_key(struct ctx *c, int zh)
         data_buf_puts(&c->out, ".");
     }
     emit(c, DATA_TASK_KEY_MODE, zh, c->out.data);
-    tool_record(c, DATA_TASK_KEY_MODE, zh, "abc_key", NULL, NULL);
+    tool_record(c, DATA_TASK_KEY_MODE, "abc_key", NULL, NULL);
 }
 
 /* Per-mille rates at which an applicable family is taken for a tune. Families that need chord symbols (a minority

@@ -18,10 +18,11 @@ struct tune_meta {
     int split;
 };
 
-/* Receives one tool-use record: the question and reference answer of an analysis record, with the plugin call the
- * assistant makes (abc_tools_call_text) and the plugin's result (abc_tools_run) between them. */
-typedef void (*sft_tool_fn)(void *ctx, enum data_task task, int zh, const char *input, const char *call,
-                            const char *result, const char *output);
+/* Receives one tool-use record: the question of an analysis record split into the tune (given as an attached file)
+ * and the question about it, the plugin call the assistant makes (abc_tools_call_text), the plugin's result
+ * (abc_tools_run) and the record's answer. */
+typedef void (*sft_tool_fn)(void *ctx, enum data_task task, const char *file, const char *question,
+                            const char *call, const char *result, const char *output);
 
 struct sft_gen;
 

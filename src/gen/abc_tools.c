@@ -41,6 +41,18 @@ const char *abc_tools_tune_in(const char *text)
     return NULL;
 }
 
+const char *abc_tools_split(const char *message, size_t *question_len)
+{
+    const char *tune = abc_tools_tune_in(message);
+    if (!tune)
+        return NULL;
+    size_t n = (size_t)(tune - message);
+    while (n && strchr(" \t\r\n", message[n - 1]))
+        n--;
+    *question_len = n;
+    return tune;
+}
+
 char *abc_tools_call_text(const char *name, const char *param, const char *value)
 {
     char *text = NULL;

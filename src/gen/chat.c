@@ -14,6 +14,7 @@ const char *chat_role_name(enum chat_role role)
     case CHAT_ASSISTANT: return "assistant";
     case CHAT_PLUGIN_SYSTEM: return CHAT_ROLE_PLUGIN_SYSTEM;
     case CHAT_ENVIRONMENT: return CHAT_ROLE_PLUGIN_ENVIRONMENT;
+    case CHAT_FILE: return CHAT_ROLE_FILE;
     }
     return "?";
 }
@@ -159,7 +160,8 @@ int chat_encode_fit(const mt_tokenizer *tok, const struct chat_message *msgs, in
     size_t bos = c.bos >= 0, total = bos + all.n;
     int sys = (msgs[0].role == CHAT_SYSTEM || msgs[0].role == CHAT_PLUGIN_SYSTEM) && n > 1, first = sys;
     /* Drop whole turns from the oldest; the kept part starts with a user message. */
-    while (first < n - 1 && (total > (size_t)max_tokens || msgs[first].role != CHAT_USER)) {
+    while (first < n - 1 &&
+           (total > (size_t)max_tokens || (msgs[first].role != CHAT_USER && msgs[first].role != CHAT_FILE))) {
         total -= starts[first + 1] - starts[first];
         first++;
     }
@@ -416,6 +418,11 @@ int chat_session_add(struct chat_session *s, enum chat_role role, const char *te
     return 0;
 }
 
+int chat_session_attach(struct chat_session *s, const char *text, size_t len)
+{
+    return chat_session_add(s, CHAT_FILE, text, len);
+}
+
 int chat_session_messages(const struct chat_session *s, const struct chat_message **msgs)
 {
     *msgs = s->turns;
@@ -599,7 +606,10 @@ static int answer_call(struct chat_session *s, int user_turn, struct chat_reply 
     if (!chat_find_call(said, &begin, &end))
         return 0;
     char err[512];
-    char *result = s->plugin(s->plugin_ctx, s->turns[user_turn].text, said + begin, end - begin, err, sizeof err);
+    const struct chat_message *about = user_turn > 0 && s->turns[user_turn - 1].role == CHAT_FILE
+                                           ? &s->turns[user_turn - 1]
+                                           : &s->turns[user_turn];
+    char *result = s->plugin(s->plugin_ctx, about->text, said + begin, end - begin, err, sizeof err);
     reply->n_calls++;
     if (!result) {
         reply->n_call_errors++;

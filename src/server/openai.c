@@ -425,9 +425,12 @@ void api_chat_completions(struct conn *c, const struct http_request *r)
             int i = 0;
             while (i < q.n_turns - 1 && !chat_session_add(s->chat, q.turns[i].role, q.turns[i].text, q.turns[i].len))
                 i++;
-            if (i == q.n_turns - 1)
-                rc = chat_session_reply(s->chat, last->text, last->len, &g.p, g.stops, g.n_stops, run_text, &u,
-                                        &reply, err, sizeof err);
+            /* With plugins a tune in the last message is attached before the question, as the model learnt. */
+            size_t len = last->len;
+            const char *tune = with_plugins ? abc_tools_split(last->text, &len) : NULL;
+            if (i == q.n_turns - 1 && (!tune || !chat_session_attach(s->chat, tune, strlen(tune))))
+                rc = chat_session_reply(s->chat, last->text, tune ? len : last->len, &g.p, g.stops, g.n_stops,
+                                        run_text, &u, &reply, err, sizeof err);
         }
     }
     pthread_mutex_unlock(&s->gen_lock);

@@ -4,7 +4,7 @@
  *   chat_tool stop                                            stop-string filter self-test
  *   chat_tool mkmodel DIR VOCAB                               a tiny random InternLM2 model (f32)
  *   chat_tool plugins                                         the ABC plugins on a hand-made tune, bad calls
- * Roles: system, user, assistant, plugin_system, environment. Ids are printed space-separated on one line. */
+ * Roles: system, user, assistant, plugin_system, environment, file. Ids are printed space-separated on one line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +17,9 @@ static int parse_messages(int argc, char **argv, struct chat_message *msgs)
 {
     int n = 0;
     for (int i = 0; i + 1 < argc; i += 2, n++) {
-        static const char *const roles[] = {"system", "user", "assistant", "plugin_system", "environment"};
+        static const char *const roles[] = {"system", "user", "assistant", "plugin_system", "environment", "file"};
         enum chat_role r = CHAT_ASSISTANT;
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 6; k++)
             if (!strcmp(argv[i], roles[k]))
                 r = (enum chat_role)k;
         msgs[n] = (struct chat_message){r, argv[i + 1], strlen(argv[i + 1])};

@@ -92,11 +92,12 @@ AGENT_IDS = {"<|im_start|>": 92543, "<|im_end|>": 92542, "<|action_start|>": 925
              "<|interpreter|>": 92539, "<|plugin|>": 92538}
 agent = T.ChatTemplate(sp, AGENT_IDS)
 agent.SPLIT = "(" + "|".join(re.escape(k) for k in AGENT_IDS) + ")"
-ROLE_LINE = {"plugin_system": "system name=<|plugin|>", "environment": "environment name=<|plugin|>"}
+ROLE_LINE = {"plugin_system": "system name=<|plugin|>", "environment": "environment name=<|plugin|>",
+             "file": "user name=file"}
 schema = '[{"name":"abc_count","description":"bars and voices","parameters":{}}]'
 call = '<|action_start|><|plugin|>\n{"name": "abc_count", "parameters": {}}<|action_end|>'
 agent_convs = [
-    [("plugin_system", schema), ("user", "How many bars?\n" + abc), ("assistant", call),
+    [("plugin_system", schema), ("file", abc), ("user", "How many bars?"), ("assistant", call),
      ("environment", '{"bars_written": 2, "bars_played": 4, "voices": 1}')],
     [("system", persona), ("plugin_system", schema), ("user", "几个小节？\n" + abc), ("assistant", "我来数一数。" + call),
      ("environment", '{"error": "unknown plugin"}'), ("assistant", "共 2 小节。"), ("user", "<|plugin|> as text")],
@@ -106,7 +107,7 @@ def agent_encode(msgs):
     ids = [sp.bos_id()]
     for role, content in msgs:
         line = ROLE_LINE.get(role, role)
-        if role == "user":
+        if role in ("user", "file"):
             ids += [92543] + sp.encode(line + "\n" + content) + [92542] + sp.encode("\n")
         else:
             ids += agent.encode_text("<|im_start|>%s\n%s<|im_end|>\n" % (line, content))

@@ -1,7 +1,8 @@
 """Tool-use records of melodist data build (sft.tools.jsonl, docs/data.md "Tool use").
 
-Each record must be InternLM2's agent format (plugin system prompt with the plugin schema, the question, the
-assistant's call between <|action_start|><|plugin|> and <|action_end|>, the environment's result, the answer);
+Each record must be InternLM2's agent format (plugin system prompt with the plugin schema, the tune attached as a
+file, the question, the assistant's call between <|action_start|><|plugin|> and <|action_end|>, the environment's
+result, the answer);
 its question and answer must be those of an analysis record of the same split; its call must run (tool_run, the
 ABC-engine plugins) and give exactly the recorded result; and the answer's facts (what melodist eval compares:
 ASCII words and whole numbers) must be those of the answer written here from the result alone with the answer
@@ -30,7 +31,7 @@ build(melodist, out, inputs)
 PLUGINS = {"key_mode": ("abc_key", None), "analysis_count": ("abc_count", None),
            "analysis_find_melody": ("abc_find_melody", "phrase"), "analysis_find_chord": ("abc_find_chord", "chord"),
            "analysis_progression": ("abc_progression", None)}
-ROLES = ["system name=<|plugin|>", "user", "assistant", "environment name=<|plugin|>", "assistant"]
+ROLES = ["system name=<|plugin|>", "user name=file", "user", "assistant", "environment name=<|plugin|>", "assistant"]
 CALL = re.compile(r"<\|action_start\|><\|plugin\|>\n(\{.*\})<\|action_end\|>\Z", re.S)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -109,22 +110,23 @@ for split, sub in SPLITS.items():
             fail(f"{where}: task {task}, roles {[m['role'] for m in msgs]}, expected {ROLES}")
         schema = json.loads(msgs[0]["content"])
         names = {p["name"] for p in schema}
-        call = CALL.match(msgs[2]["content"])
+        call = CALL.match(msgs[3]["content"])
         if not call:
-            fail(f"{where}: the call is not <|action_start|><|plugin|>\\n{{json}}<|action_end|>: {msgs[2]['content']!r}")
+            fail(f"{where}: the call is not <|action_start|><|plugin|>\\n{{json}}<|action_end|>: {msgs[3]['content']!r}")
         call = json.loads(call.group(1))
         name, param = PLUGINS[task]
         if call["name"] != name or call["name"] not in names or set(call["parameters"]) != ({param} - {None}):
             fail(f"{where}: {task} answered by the call {call}, expected plugin {name} with {param or 'no'} parameter")
-        if param and f"`{call['parameters'][param]}`" not in msgs[1]["content"] and \
-                f"「{call['parameters'][param]}」" not in msgs[1]["content"]:
+        if param and f"`{call['parameters'][param]}`" not in msgs[2]["content"] and \
+                f"「{call['parameters'][param]}」" not in msgs[2]["content"]:
             fail(f"{where}: the call's {param} {call['parameters'][param]!r} is not the one the question quotes")
-        question, answer = msgs[1]["content"], msgs[4]["content"]
+        # the record's question is the question's words, a newline and the tune (attached as a file here)
+        question, answer = msgs[2]["content"] + "\n" + msgs[1]["content"], msgs[5]["content"]
         if (task, question, answer) not in analysis:
             fail(f"{where}: question and answer are not those of a {task} record of the split")
         seen.add((task, question, answer))
-        if result != msgs[3]["content"]:
-            fail(f"{where}: running the call gives\n {result}\nthe record says\n {msgs[3]['content']}")
+        if result != msgs[4]["content"]:
+            fail(f"{where}: running the call gives\n {result}\nthe record says\n {msgs[4]['content']}")
         zh = bool(CJK.search(answer))
         want = facts(answer_from(task, zh, json.loads(result)))
         if facts(answer) != want:

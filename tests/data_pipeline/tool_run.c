@@ -1,5 +1,5 @@
 /* Runs the plugin calls of tool-use records (sft.tools.jsonl lines on stdin) with abc_tools_run on the record's
- * user message, and prints one line per record: the plugin's result, or "ERROR: why". */
+ * attached file (else its user message), and prints one line per record: the plugin's result, or "ERROR: why". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@ int main(void)
         const char *user = NULL, *call = NULL;
         for (size_t i = 0; msgs && msgs->type == JSON_ARRAY && i < msgs->count; i++) {
             const char *role = json_string_or(&msgs->items[i], "role", "");
-            if (!strcmp(role, "user") && !user)
+            if (!strcmp(role, CHAT_ROLE_FILE) || (!strcmp(role, "user") && !user))
                 user = json_string_or(&msgs->items[i], "content", NULL);
             if (!strcmp(role, "assistant") && !call)
                 call = json_string_or(&msgs->items[i], "content", NULL);
