@@ -2,6 +2,7 @@
 #ifndef MELODIST_ABC_INTERNAL_H
 #define MELODIST_ABC_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "melodist/abc.h"
@@ -40,6 +41,10 @@ void abc_diags_add_text(abc_diags *d, abc_severity sev, int line, int col, int t
 /* Move from's diagnostics (and their ownership) to the end of `to`; from is left empty. */
 void abc_diags_move(abc_diags *to, abc_diags *from);
 
+/* vsnprintf(), without glibc's format interpreter when fmt uses only %d %lld %c %s and %%. */
+int abc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int abc_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Growable string for printers. */
 typedef struct abc_buf {
     char *s;
@@ -49,6 +54,7 @@ typedef struct abc_buf {
 void abc_buf_putn(abc_buf *b, const char *s, size_t n);
 void abc_buf_puts(abc_buf *b, const char *s);
 void abc_buf_putc(abc_buf *b, char c);
+void abc_buf_putint(abc_buf *b, long long v);
 void abc_buf_printf(abc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* abc_parse() of a piece of a bigger file: line numbers start at first_line, and tuplet defaults start from

@@ -217,12 +217,124 @@ void abc_buf_putc(abc_buf *b, char c)
     abc_buf_putn(b, &c, 1);
 }
 
+/* Does fmt use only %d %lld %c %s and %%, the conversions format_simple() knows? */
+static bool simple_format(const char *fmt)
+{
+    for (const char *f = strchr(fmt, '%'); f; f = strchr(f + 1, '%')) {
+        f++;
+        if (f[0] == 'l' && f[1] == 'l' && f[2] == 'd')
+            f += 2;
+        else if (!*f || !strchr("dcs%", *f))
+            return false;
+    }
+    return true;
+}
+
+typedef struct out {
+    char *buf;
+    size_t size, n; /* n counts every byte, stored or not */
+} out;
+
+static void out_put(out *o, const char *s, size_t len)
+{
+    if (o->n + 1 < o->size) {
+        size_t room = o->size - 1 - o->n;
+        memcpy(o->buf + o->n, s, len < room ? len : room);
+    }
+    o->n += len;
+}
+
+static void out_putc(out *o, char c)
+{
+    if (o->n + 1 < o->size)
+        o->buf[o->n] = c;
+    o->n++;
+}
+
+/* v in decimal, at the end of digits[24]; returns where it starts */
+static size_t decimal(char digits[24], long long v)
+{
+    size_t k = 24;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[--k] = '-';
+    return k;
+}
+
+static void out_int(out *o, long long v)
+{
+    char digits[24];
+    size_t k = decimal(digits, v);
+    out_put(o, digits + k, sizeof digits - k);
+}
+
+/* vsnprintf() of a simple_format() format without glibc's format interpreter (the normaliser prints every
+ * note length, the validator a message per wrong bar). */
+static int format_simple(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    out o = {buf, size, 0};
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') {
+            out_putc(&o, *f);
+            continue;
+        }
+        switch (*++f) {
+        case 'd':
+            out_int(&o, va_arg(ap, int));
+            break;
+        case 'l':
+            f += 2;
+            out_int(&o, va_arg(ap, long long));
+            break;
+        case 'c':
+            out_putc(&o, (char)va_arg(ap, int));
+            break;
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            s = s ? s : "(null)";
+            out_put(&o, s, strlen(s));
+            break;
+        }
+        default: /* %% */
+            out_putc(&o, '%');
+        }
+    }
+    if (size)
+        buf[o.n < size ? o.n : size - 1] = 0;
+    return (int)o.n;
+}
+
+int abc_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    return simple_format(fmt) ? format_simple(buf, size, fmt, ap) : vsnprintf(buf, size, fmt, ap);
+}
+
+int abc_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = abc_vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void abc_buf_putint(abc_buf *b, long long v)
+{
+    char digits[24];
+    size_t k = decimal(digits, v);
+    abc_buf_putn(b, digits + k, sizeof digits - k);
+}
+
 void abc_buf_printf(abc_buf *b, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int n = abc_vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
@@ -234,7 +346,7 @@ void abc_buf_printf(abc_buf *b, const char *fmt, ...)
     if (b->oom)
         return;
     va_start(ap, fmt);
-    vsnprintf(b->s + b->n, (size_t)n + 1, fmt, ap);
+    abc_vsnprintf(b->s + b->n, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->n += (size_t)n;
 }

@@ -68,77 +68,13 @@ void abc_diags_add_text(abc_diags *d, abc_severity sev, int line, int col, int t
     count(d, sev);
 }
 
-/* Does fmt use only %d %lld %c %s and %%, the conversions format_simple() knows? */
-static bool simple_format(const char *fmt)
-{
-    for (const char *f = strchr(fmt, '%'); f; f = strchr(f + 1, '%')) {
-        f++;
-        if (f[0] == 'l' && f[1] == 'l' && f[2] == 'd')
-            f += 2;
-        else if (!*f || !strchr("dcs%", *f))
-            return false;
-    }
-    return true;
-}
-
-static size_t put_digits(char *out, size_t room, long long v)
-{
-    char digits[24];
-    size_t k = sizeof digits;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do {
-        digits[--k] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        digits[--k] = '-';
-    size_t n = sizeof digits - k < room ? sizeof digits - k : room;
-    memcpy(out, digits + k, n);
-    return n;
-}
-
-/* vsnprintf() for simple_format() formats, without the format interpreter of glibc (a diagnostic per
- * wrong bar on big corpora): fills buf (size > 0), cut to size - 1 bytes, terminated. */
-static void format_simple(char *buf, size_t size, const char *fmt, va_list ap)
-{
-    size_t n = 0, room = size - 1;
-    for (const char *f = fmt; *f && n < room; f++) {
-        if (*f != '%') {
-            buf[n++] = *f;
-            continue;
-        }
-        switch (*++f) {
-        case 'd':
-            n += put_digits(buf + n, room - n, va_arg(ap, int));
-            break;
-        case 'l':
-            f += 2;
-            n += put_digits(buf + n, room - n, va_arg(ap, long long));
-            break;
-        case 'c':
-            buf[n++] = (char)va_arg(ap, int);
-            break;
-        case 's':
-            for (const char *s = va_arg(ap, const char *), *t = s ? s : "(null)"; *t && n < room; t++)
-                buf[n++] = *t;
-            break;
-        default: /* %% */
-            buf[n++] = '%';
-        }
-    }
-    buf[n] = 0;
-}
-
 void abc_diags_add(abc_diags *d, abc_severity sev, int line, int col, int tune, const char *category,
                    const char *hint, const char *fmt, ...)
 {
     char buf[MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    if (simple_format(fmt))
-        format_simple(buf, sizeof buf, fmt, ap);
-    else
-        vsnprintf(buf, sizeof buf, fmt, ap);
+    abc_vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     abc_diags_add_text(d, sev, line, col, tune, category, hint, buf);
 }

@@ -24,16 +24,17 @@ static int64_t gcd(int64_t a, int64_t b)
 static void put_len(abc_buf *b, abc_len l)
 {
     if (l.den == 0) { /* the invalid A/0 stays visible */
-        abc_buf_printf(b, "%d/0", l.num);
+        abc_buf_putint(b, l.num);
+        abc_buf_puts(b, "/0");
         return;
     }
-    int64_t g = gcd(l.num, l.den), n = l.num / g, d = l.den / g;
+    int64_t g = l.den == 1 ? 1 : gcd(l.num, l.den), n = l.num / g, d = l.den / g;
     if (n != 1)
-        abc_buf_printf(b, "%lld", (long long)n);
-    if (d == 2)
+        abc_buf_putint(b, n);
+    if (d != 1)
         abc_buf_putc(b, '/');
-    else if (d != 1)
-        abc_buf_printf(b, "/%lld", (long long)d);
+    if (d > 2)
+        abc_buf_putint(b, d);
 }
 
 static void put_note(abc_buf *b, const abc_note *n)
@@ -79,14 +80,17 @@ static void put_bar(abc_buf *b, const abc_bar_line *bar)
 
 static void put_tuplet(abc_buf *b, const abc_tuplet *t, bool compound)
 {
-    abc_buf_printf(b, "(%d", t->p);
+    abc_buf_putc(b, '(');
+    abc_buf_putint(b, t->p);
     bool q = t->q != abc_tuplet_default_q(t->p, compound), r = t->r != t->p;
     if (q || r)
         abc_buf_putc(b, ':');
     if (q)
-        abc_buf_printf(b, "%d", t->q);
-    if (r)
-        abc_buf_printf(b, ":%d", t->r);
+        abc_buf_putint(b, t->q);
+    if (r) {
+        abc_buf_putc(b, ':');
+        abc_buf_putint(b, t->r);
+    }
 }
 
 /* Elements that end the flow of music onto their own line. */
