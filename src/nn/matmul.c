@@ -982,7 +982,7 @@ struct matmul_job {
     const uint16_t *xb; /* bf16 weights with the bf16 kernels: the activations packed as bf16 */
     struct qact a;
     int n;
-    void *scratch; /* n > 1: per thread, float weights TILE_ROWS * cols, or the repacked tile (NULL: none) */
+    void *scratch; /* n > 1: per thread, float weights TILE_ROWS * cols, or two repacked tiles (NULL: none) */
 };
 
 static void float_tiles(void *ctx, int begin, int end, int thread)
