@@ -100,7 +100,8 @@ int main(int argc, char **argv)
         trained = tm->n_params;
     } else {
         struct lora_config lc = {.r = r, .alpha = 16, .dropout = 0.1f, .targets = LORA_ALL_TARGETS,
-                                 .nf4 = !strcmp(mode, "qlora"), .double_quant = 1, .nf4_output = nf4_head, .bf16 = bf16};
+                                 .nf4 = !strcmp(mode, "qlora"), .double_quant = 1, .nf4_output = nf4_head,
+                                 .bf16 = bf16};
         L = lora_new(m, &lc, T, 1, err, sizeof err);
         tm = L ? train_model_new_frozen(m, &L->ops, 1, T, recompute, err, sizeof err) : NULL;
         if (!tm)
@@ -153,17 +154,18 @@ int main(int argc, char **argv)
            (double)T * steps / dt, (double)T * steps / cpu, loadavg, loss);
     /* the fixed part by component, from the sizes of the buffers; "other" is the rest of the measured figure
      * (embedding rows read, norms, the program) */
-    double weights = L ? (L->nf4 ? (double)lora_base_bytes(L) : (double)model_weight_bytes(m) -
-                                                                 (double)nn_matrix_bytes(&m->tok_embeddings))
-                       : 0.0;
+    const char *which = !L ? "none frozen" : !L->nf4 ? "decoder and head, bf16" : nf4_head ? "decoder and head, NF4"
+                                                                                           : "decoder, NF4";
+    double weights = !L ? 0.0 : L->nf4 ? (double)lora_base_bytes(L)
+                                       : (double)(model_weight_bytes(m) - nn_matrix_bytes(&m->tok_embeddings));
     double head = L && L->nf4 && !nf4_head ? (double)nn_matrix_bytes(&m->output) : 0.0;
     double state = (double)trained * 2 * (bf16 ? sizeof(uint16_t) : sizeof(float));
-    double moments = adamw8 ? (double)trained * 2 + 2.0 * sizeof(float) * (double)((trained + ADAMW8_BLOCK - 1) / ADAMW8_BLOCK)
-                            : (double)trained * 2 * sizeof(float);
-    printf("      fixed %6.0f MB = base matrices %6.0f (decoder%s) + output head %5.0f + trained parameters and "
+    double blocks = (double)((trained + ADAMW8_BLOCK - 1) / ADAMW8_BLOCK);
+    double moments = adamw8 ? (double)trained * 2 + blocks * 2 * sizeof(float) : (double)trained * 2 * sizeof(float);
+    printf("      fixed %6.0f MB = base matrices %6.0f (%s) + bf16 output head %5.0f + trained parameters and "
            "gradients %6.0f + AdamW moments %6.0f + other %4.0f\n",
-           fixed, weights / 1e6, L && L->nf4 ? (nf4_head ? " and head, NF4" : " NF4") : L ? " and head, bf16" : "s: none, all trained", head / 1e6,
-           state / 1e6, moments / 1e6, fixed - (weights + head + state + moments) / 1e6);
+           fixed, weights / 1e6, which, head / 1e6, state / 1e6, moments / 1e6,
+           fixed - (weights + head + state + moments) / 1e6);
     free(tok), free(tgt), free(start), free(pos);
     adamw_free(&opt);
     train_model_free(tm);

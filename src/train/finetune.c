@@ -413,8 +413,8 @@ static int setup(struct run *r)
              "rows", c->lora.nf4 ? "QLoRA" : "LoRA", c->task[0] ? " on task " : "", c->task, c->base,
              model_param_count(r->base), nf4, r->lora->n_params, c->lora.bf16 ? "bf16" : "f32", c->lora.r,
              c->lora.alpha, c->lora.dropout, c->adamw_8bit ? "AdamW8bit" : "AdamW",
-             c->recompute ? ", activation checkpointing" : "", r->train.n_rows, c->max_length, c->pack ? " (packed)" : "",
-             r->valid.n_rows, r->steps, c->accumulative_counts, c->batch_size);
+             c->recompute ? ", activation checkpointing" : "", r->train.n_rows, c->max_length,
+             c->pack ? " (packed)" : "", r->valid.n_rows, r->steps, c->accumulative_counts, c->batch_size);
     say(r, msg);
     return 0;
 }

@@ -417,7 +417,8 @@ void lora_zero_grads(struct lora *L)
 
 int lora_copy_params(struct lora *L, const struct lora *from)
 {
-    if (!from->params || from->n_params != L->n_params || from->cfg.r != L->cfg.r || from->cfg.targets != L->cfg.targets)
+    if (!from->params || from->n_params != L->n_params || from->cfg.r != L->cfg.r ||
+        from->cfg.targets != L->cfg.targets)
         return -1;
     for (size_t e = 0; e < L->n_params; e++)
         if (L->params16)

@@ -68,9 +68,9 @@ int main(int argc, char **argv)
         struct nn_matrix w = {NN_F32, 101, 381, x, NULL};
         if (101 * 381 != n || nf4_quantize_matrix(&by_rows, &w, dq))
             return 1;
+        size_t scales2 = sizeof(float) * ((t.n_blocks + NF4_SCALE_BLOCK - 1) / NF4_SCALE_BLOCK);
         int same = !memcmp(by_rows.q, t.q, (n + 1) / 2) && by_rows.offset == t.offset &&
-                   (dq ? !memcmp(by_rows.qabsmax, t.qabsmax, t.n_blocks) &&
-                             !memcmp(by_rows.absmax2, t.absmax2, sizeof(float) * ((t.n_blocks + NF4_SCALE_BLOCK - 1) / NF4_SCALE_BLOCK))
+                   (dq ? !memcmp(by_rows.qabsmax, t.qabsmax, t.n_blocks) && !memcmp(by_rows.absmax2, t.absmax2, scales2)
                        : !memcmp(by_rows.absmax, t.absmax, sizeof(float) * t.n_blocks));
         printf("nf4_quantize_matrix (64 rows at a time) %s nf4_quantize, double quantisation %s\n",
                same ? "equals" : "DIFFERS FROM", dq ? "on" : "off");

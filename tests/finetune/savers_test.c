@@ -51,7 +51,8 @@ static void same_arithmetic(const struct model *m, const char *dir)
     struct lora *L16 = adapters(m, 1, 0, &t16, 0), *L32 = adapters(m, 0, 0, &t32, 0);
     uint64_t s = 3;
     for (size_t e = 0; e < L16->n_params; e++) { /* B away from zero as well, both holding bf16 values */
-        float v = L32->params[e] != 0.0f ? L32->params[e] : (float)((double)(train_splitmix64(&s) >> 11) * 0x1p-53 - 0.5);
+        float u = (float)((double)(train_splitmix64(&s) >> 11) * 0x1p-53 - 0.5);
+        float v = L32->params[e] != 0.0f ? L32->params[e] : u;
         L16->params16[e] = nn_f32_to_bf16(v);
         L32->params[e] = nn_bf16_to_f32(L16->params16[e]);
     }
