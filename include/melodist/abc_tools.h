@@ -53,6 +53,12 @@ char *abc_tools_run(const char *message, const char *call, size_t call_len, char
 /* abc_tools_run as a chat plugin (chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, ...)). */
 char *abc_tools_plugin(void *ctx, const char *user, const char *call, size_t call_len, char *err, size_t errlen);
 
+/* Whether an answer states a plugin's result: its whole numbers are the result's numbers in order (the pickup
+ * remark's bar 0 aside), and the result's strings occur in it (of "key" and "mode" the key name only, which the
+ * Chinese answers keep while they translate the mode's name; "pentatonic" not at all, for the same reason).
+ * melodist analyze uses it to catch an answer that misstates the result. */
+int abc_tools_answer_states(const char *result, const char *answer);
+
 /* The chord progression as one cell per written bar that holds music, "-" where no symbol is written:
  * "| G | D7 | - | G C |". malloc'd; NULL when out of memory. */
 char *abc_tools_progression(const abc_analysis *a);

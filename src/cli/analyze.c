@@ -180,10 +180,11 @@ static void genre_answer(const abc_model *m, const abc_analysis *a, int zh)
                meter);
 }
 
-/* The model's answer with the ABC plugins (greedy). Returns 0 with *answer (malloc'd) and the number of plugin
- * calls and refused calls, or 1 after saying why. The calls and results go to stderr. */
+/* The model's answer with the ABC plugins (greedy). Returns 0 with *answer and *result (the last plugin result,
+ * NULL when none; both malloc'd) and the number of plugin calls and refused calls, or 1 after saying why. The
+ * calls and results go to stderr. */
 static int model_answer(const char *model_dir, const char *question, const char *tune, uint64_t seed,
-                        char **answer, int *calls, int *refused)
+                        char **answer, char **result, int *calls, int *refused)
 {
     struct compose_model cm;
     if (compose_load("analyze", model_dir, &cm))
@@ -210,9 +211,12 @@ static int model_answer(const char *model_dir, const char *question, const char 
     int n = chat_session_messages(s, &msgs);
     for (int i = 1; i < n; i++) {
         size_t b, e;
-        if (msgs[i].role == CHAT_ENVIRONMENT && chat_find_call(msgs[i - 1].text, &b, &e))
+        if (msgs[i].role == CHAT_ENVIRONMENT && chat_find_call(msgs[i - 1].text, &b, &e)) {
             fprintf(stderr, "melodist analyze: plugin call %.*s -> %s\n", (int)(e - b), msgs[i - 1].text + b,
                     msgs[i].text);
+            free(*result);
+            *result = strdup(msgs[i].text);
+        }
     }
     *answer = reply.text;
     *calls = reply.n_calls;
@@ -288,18 +292,20 @@ int cmd_analyze(int argc, char **argv)
         abc_print_analysis_text(&a);
         goto done;
     }
-    char *answer = NULL;
+    char *answer = NULL, *result = NULL;
     int calls = 0, refused = 0;
-    int failed = model_answer(model_dir, question, text, seed, &answer, &calls, &refused);
-    if (!failed && calls && !refused) {
+    int failed = model_answer(model_dir, question, text, seed, &answer, &result, &calls, &refused);
+    int stated = !failed && calls && !refused && result && abc_tools_answer_states(result, answer);
+    if (stated) {
         printf("%s\n", answer);
-        fprintf(stderr, "melodist analyze: answered by the model through the ABC plugin; the facts above should "
-                        "restate the plugin's result\n");
+        fprintf(stderr, "melodist analyze: answered by the model through the ABC plugin (its answer states the "
+                        "plugin's result)\n");
         goto done_answer;
     }
-    const char *why = failed  ? "the model could not answer (see above)"
-                      : calls ? "the model's plugin call failed"
-                              : "the model made no plugin call";
+    const char *why = failed    ? "the model could not answer (see above)"
+                      : refused ? "the model's plugin call failed"
+                      : calls   ? "the model's answer does not state the plugin's result"
+                                : "the model made no plugin call";
     if (has_phrase && has_any(question, w_melody)) {
         rc = melody_answer(m, phrase, abc_tune_field(&f->tunes[0], 'K'), zh);
     } else if (has_any(question, w_progression)) {
@@ -325,6 +331,7 @@ int cmd_analyze(int argc, char **argv)
     fprintf(stderr, "melodist analyze: %s; the answer above was computed by the ABC engine directly\n", why);
 done_answer:
     free(answer);
+    free(result);
 done:
     abc_analysis_free(&a);
     abc_model_free(m);

@@ -1,6 +1,7 @@
 /* The ABC engine as InternLM2 plugins (see abc_tools.h). */
 #include "melodist/abc_tools.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,4 +311,55 @@ char *abc_tools_plugin(void *ctx, const char *user, const char *call, size_t cal
 {
     (void)ctx;
     return abc_tools_run(user, call, call_len, err, errlen);
+}
+
+/* The next whole number in text[*p...] (digits inside a word such as "D7", and numbers with a decimal point, are
+ * skipped); -1 when there is none. */
+static long next_whole(const char *text, const char **p)
+{
+    while (**p) {
+        const char *s = *p;
+        if (!isdigit((unsigned char)*s) || (s > text && isalnum((unsigned char)s[-1]))) {
+            (*p)++;
+            continue;
+        }
+        char *end;
+        long v = strtol(s, &end, 10);
+        *p = end;
+        if (*end == '.' && isdigit((unsigned char)end[1])) {
+            while (isdigit((unsigned char)**p) || **p == '.')
+                (*p)++;
+            continue;
+        }
+        return v;
+    }
+    return -1;
+}
+
+int abc_tools_answer_states(const char *result, const char *answer)
+{
+    struct json *r = json_parse(result, strlen(result), NULL, 0);
+    if (!r || r->type != JSON_OBJECT) {
+        json_free(r);
+        return 0;
+    }
+    int ok = 1, pickup = 0;
+    const char *a = answer;
+    for (size_t i = 0; ok && i < r->count; i++) {
+        const struct json *v = &r->items[i];
+        const char *key = r->keys[i];
+        if (v->type == JSON_BOOL)
+            pickup |= !strcmp(key, "pickup_bar_0") && v->boolean;
+        if (v->type == JSON_NUMBER && v->number == (long)v->number)
+            ok = next_whole(answer, &a) == (long)v->number;
+        for (size_t k = 0; ok && v->type == JSON_ARRAY && k < v->count; k++)
+            ok = next_whole(answer, &a) == (long)v->items[k].number;
+        if (v->type == JSON_STRING && strcmp(key, "pentatonic")) {
+            size_t n = strcmp(key, "key") && strcmp(key, "mode") ? strlen(v->string) : strcspn(v->string, " ");
+            ok = memmem(answer, strlen(answer), v->string, n) != NULL;
+        }
+    }
+    long rest = next_whole(answer, &a);
+    json_free(r);
+    return ok && (rest < 0 || (pickup && rest == 0 && next_whole(answer, &a) < 0));
 }

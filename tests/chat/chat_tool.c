@@ -135,6 +135,22 @@ static int plugin_tests(void)
     free(call);
     CHECK(!chat_find_call("no call here", &b, &e), "find_call without a call");
     CHECK(abc_tools_tune_in("Q?\nT:x\nK:C\nCDEF|") && !abc_tools_tune_in("Q?\nT:x\nno key"), "tune_in");
+    /* Whether an answer states a result: numbers in order, strings present, the pickup remark's 0 allowed. */
+    const char *count = "{\"bars_written\": 10, \"bars_played\": 20, \"voices\": 1}";
+    CHECK(abc_tools_answer_states(count, "As written the tune has 10 bars; played with its repeats, 20 bars. It has "
+                                         "1 voice."), "answer states the count");
+    CHECK(!abc_tools_answer_states(count, "共 11 个小节，展开 20 个小节；1 个声部。"), "a misstated count is caught");
+    CHECK(!abc_tools_answer_states(count, "共 10 个小节，展开 20 个小节；1 个声部，2 段。"), "an extra number is caught");
+    const char *mel = "{\"occurrences\": 2, \"bars\": [3, 11], \"pickup_bar_0\": true}";
+    CHECK(abc_tools_answer_states(mel, "出现 2 次，起始于第 3、11 小节（弱起小节记为第 0 小节）。"), "melody with pickup");
+    const char *chord = "{\"chord\": \"D7\", \"bars_with_it\": 2, \"bars\": [4, 8]}";
+    CHECK(abc_tools_answer_states(chord, "The chord `D7` appears in 2 bars: 4, 8.") &&
+              !abc_tools_answer_states(chord, "The chord `G` appears in 2 bars: 4, 8."), "chord named");
+    const char *keys = "{\"signature\": \"D\", \"K\": \"D\", \"key\": \"Bm minor\", \"correlation\": 0.66, "
+                      "\"mode\": \"Amix mixolydian\", \"pentatonic\": \"zhi\"}";
+    CHECK(abc_tools_answer_states(keys, "谱中调号为 K:D（D）。主调为 Bm 小调（相关系数 0.66）；调式为 Amix 混合利底亚调式。") &&
+              !abc_tools_answer_states(keys, "谱中调号为 K:D（D）。主调为 D 大调（相关系数 0.66）；调式为 Amix 混合利底亚调式。"),
+          "key names");
     if (!tu_failures)
         printf("ok: ABC plugins (%d checks)\n", tu_checks);
     return tu_failures ? 1 : 0;
