@@ -1,8 +1,8 @@
 #!/bin/sh
 # melodist finetune end to end: a small base is pre-trained on ABC, then QLoRA SFT on the key_mode family lowers
 # that family's validation loss; the adapter is in PEFT format; kill -9 or Ctrl-C + --resume repeat the
-# uninterrupted losses step for step; merge and generate/chat --adapter give the same greedy answers;
-# mpirun -np 2 equals one process.
+# uninterrupted losses step for step; merge and generate/chat --adapter give the same greedy answers; the
+# same with the memory savers (NF4 head, bf16 adapters, AdamW8bit); mpirun -np 2 equals one process.
 #   finetune_cli_test.sh MELODIST SOURCE_DIR        (exit 77 without ../shared/data)
 set -eu
 melodist=$1 src=$2 shared=$2/../shared
@@ -107,6 +107,44 @@ echo '判断这首曲子的主音和调式： X:1 M:4/4 L:1/8 K:G GABc dedB|' > 
     < question.txt > chat-adapter.out 2>> gen.err || { cat gen.err; fail "chat --adapter"; }
 cmp chat-merged.out chat-adapter.out || fail "melodist chat: merged model and --adapter answer differently"
 echo "melodist chat: merged and --adapter answers identical"
+
+# the memory savers (NF4 head, bf16 adapters, 8-bit AdamW): the validation loss still falls, the adapter is
+# stored as BF16, the 8-bit moments are checkpointed, and kill -9 + --resume repeats the losses
+savers() { # savers NAME: a.json with every saver, 12 steps, a checkpoint every 4
+    sed -e 's/"bnb_4bit_use_double_quant": true}/"bnb_4bit_use_double_quant": true, "llm_int8_skip_modules": []}/' \
+        -e 's/"lora_dropout": 0.1}/"lora_dropout": 0.1, "adapter_dtype": "bfloat16"}/' \
+        -e 's/"optim": {"lr"/"optim": {"type": "AdamW8bit", "lr"/' -e 's/"max_steps": 24/"max_steps": 12/' \
+        -e 's/"save_steps": 8/"save_steps": 4/' -e "s/run-a/run-$1/" a.json > "$1.json"
+}
+savers s
+"$melodist" finetune --config s.json 2> s.err || { cat s.err; fail "fine-tuning with the memory savers"; }
+grep -q "decoder and head NF4.*bf16 adapter parameters.*AdamW8bit" s.err || { cat s.err; fail "savers not in use"; }
+after=$(valid_losses run-s/train_log.jsonl | tail -1)
+echo "with the memory savers: key_mode validation loss $before -> $after in 12 steps"
+awk -v a="$before" -v b="$after" 'BEGIN { exit !(b < a - 0.5) }' || fail "validation loss did not go down by 0.5"
+/usr/bin/python3 - run-s <<'PY' || fail "savers: adapter or optimizer state not as documented"
+import json, os, struct, sys
+def header(path):
+    with open(path, "rb") as f:
+        return json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+adapter = header(sys.argv[1] + "/adapter/adapter_model.safetensors")
+assert {t["dtype"] for k, t in adapter.items() if k != "__metadata__"} == {"BF16"}, "adapter tensors not BF16"
+ck = sorted(d for d in os.listdir(sys.argv[1]) if d.startswith("checkpoint-"))[-1]
+state = header(sys.argv[1] + "/" + ck + "/training_state.safetensors")
+n = sum(t["shape"][0] * t["shape"][1] for k, t in adapter.items() if k != "__metadata__")
+assert state["adamw8bit.m"]["dtype"] == "U8" and state["adamw8bit.m"]["shape"] == [n], state["adamw8bit.m"]
+assert state["adamw8bit.v_absmax"]["shape"] == [(n + 2047) // 2048], state["adamw8bit.v_absmax"]
+print("savers: adapter BF16, %s holds 8-bit moments of %d parameters" % (ck, n))
+PY
+savers t
+"$melodist" finetune --config t.json 2> t.err & pid=$!
+i=0; while [ ! -d run-t/checkpoint-00000004 ]; do i=$((i + 1)); [ $i -lt 1200 ] || fail "no checkpoint"; sleep 0.1; done
+kill -9 $pid; wait $pid 2>/dev/null || true
+"$melodist" finetune --config t.json --resume 2>> t.err || { cat t.err; fail "resume with the savers"; }
+losses run-s/train_log.jsonl > s.loss
+losses run-t/train_log.jsonl > t.loss
+cmp s.loss t.loss || { diff s.loss t.loss | head; fail "resumed losses differ with the savers"; }
+echo "savers: kill -9 + --resume: 12 losses identical to the uninterrupted run"
 
 # mpirun -np 2 (each process half of every step's micro-batches) equals one process
 if command -v mpirun > /dev/null; then
