@@ -4,7 +4,8 @@
  * An answer is right when the first key it names ("K:Bb" up to a space or bracket) is the tune's declared key,
  * the one the reference answer names. Besides the score it prints, per declared key, how many questions there
  * were, how many were answered right and how often the model named that key: a model that learnt only the
- * answer template names the most frequent key every time and scores the majority-class rate.
+ * answer template names the most frequent key every time and scores the majority-class rate. The first three
+ * answers are printed, and the key named in every later wrong one.
  *   key_eval [--system] MODEL_DIR TOKENIZER VALID_JSONL N [ADAPTER_DIR]
  * The last line is "right/asked majority/asked". */
 #include <stdio.h>
@@ -141,6 +142,8 @@ int main(int argc, char **argv)
                 named->named++;
             if (asked <= 3)
                 printf("  K:%s -> %.60s%s\n", key, text ? text : "", ok ? "  [right]" : "");
+            else if (!ok)
+                printf("  K:%s -> K:%s  [wrong]\n", key, said);
             free(text);
         } else {
             failed++;
