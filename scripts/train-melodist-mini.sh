@@ -5,14 +5,25 @@
 #   3. scripts/train-tokenizer.sh (BPE, 2048 pieces, on the pre-training text and the SFT texts)
 #   4. melodist train             (configs/melodist-mini.json: pre-training text and SFT chats mixed, one run)
 #   5. melodist quantize --type bf16 into models/melodist-mini (+ generation_config.json)
-# Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train]
+# Stage 2 also trains on the tool-use conversations of the data build (sft.tools.jsonl: the analysis questions
+# answered through an ABC-engine plugin call, docs/data.md "Tool use"), stage 3 on them (balanced by family) and the
+# pre-training text, stage 4 on everything; they are not in the tokenizer's text, so the tokenizer and stage 1 do
+# not depend on them.
+# Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]
+#   --skip-train  everything but the two training runs (quantizes the last stage-2 checkpoint)
+#   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
 data_root=${MELODIST_DATA:-../shared/data}
 work=out/melodist-mini
-skip_train=0
-[[ "${1:-}" == "--skip-train" ]] && skip_train=1
+skip_train=0 stage2_only=0
+case "${1:-}" in
+  --skip-train) skip_train=1 ;;
+  --stage2) stage2_only=1 ;;
+  "") ;;
+  *) echo "usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]" >&2; exit 2 ;;
+esac
 
 [[ -x "$melodist" ]] || { echo "train-melodist-mini: $melodist not built (run: make build)" >&2; exit 1; }
 [[ -d "$data_root" ]] || { echo "train-melodist-mini: no corpus at $data_root" >&2; exit 1; }
@@ -43,18 +54,37 @@ with open(f"{work}/data/sft.xtuner.jsonl", encoding="utf-8") as src, \
                 systems.add(turn["system"])
                 text.write(turn["system"].rstrip("\n") + "\n")
             text.write(turn["input"].rstrip("\n") + "\n" + turn["output"].rstrip("\n") + "\n")
+# Stage 3's tool-use mix: every family's tool-use records repeated up to the count of the largest family, so that
+# which plugin a question needs is not learnt as "the commonest one" (docs/data.md "Tool use").
+tools = collections.defaultdict(list)
+for line in open(f"{work}/data/sft.tools.jsonl", encoding="utf-8"):
+    tools[json.loads(line)["task"]].append(line)
+most = max(len(v) for v in tools.values())
+with open(f"{work}/data/sft.tools.balanced.jsonl", "w", encoding="utf-8") as out:
+    for task in sorted(tools):
+        for i in range(most):
+            out.write(tools[task][i % len(tools[task])])
 PY
-
-scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/data/sft.txt" -o "$work/tokenizer" -v 2048
 
 # Stage 1 from random weights, stage 2 continues from stage 1's last checkpoint with a fresh cosine schedule and
 # another data order (MODEL_CARD.md, "Recipe").
+if (( !stage2_only )); then
+  scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/data/sft.txt" -o "$work/tokenizer" -v 2048
+  (( skip_train )) || "$melodist" train --config configs/melodist-mini.json
+fi
+# Stage 3 continues from stage 2's last checkpoint on the balanced tool-use mix and the pre-training text; stage 4
+# adds the SFT mix back for a short run (stage 3 alone made the model forget how to answer a composition request).
+# (Editing this script while it runs breaks the run: bash reads it as it goes.)
 if (( !skip_train )); then
-  "$melodist" train --config configs/melodist-mini.json
-  "$melodist" train --config configs/melodist-mini-stage2.json
+  for run in run2 run3 run4; do
+    if [[ -d "$work/$run" ]]; then mv "$work/$run" "$work/$run.previous.$(date +%s)"; fi
+  done
+  for stage in 2 3 4; do
+    "$melodist" train --config configs/melodist-mini-stage$stage.json
+  done
 fi
 
-last=$(ls -d "$work"/run2/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run4/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {

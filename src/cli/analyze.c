@@ -16,6 +16,7 @@
 #include "melodist/abc_analysis.h"
 #include "melodist/abc_tools.h"
 #include "melodist/chat.h"
+#include "melodist/json.h"
 #include "melodist/persona.h"
 
 static const char *const analyze_help =
@@ -181,10 +182,10 @@ static void genre_answer(const abc_model *m, const abc_analysis *a, int zh)
 }
 
 /* The model's answer with the ABC plugins (greedy). Returns 0 with *answer and *result (the last plugin result,
- * NULL when none; both malloc'd) and the number of plugin calls and refused calls, or 1 after saying why. The
- * calls and results go to stderr. */
+ * NULL when none; both malloc'd), the first plugin called ("" when none) and the number of plugin calls and
+ * refused calls, or 1 after saying why. The calls and results go to stderr. */
 static int model_answer(const char *model_dir, const char *question, const char *tune, uint64_t seed,
-                        char **answer, char **result, int *calls, int *refused)
+                        char **answer, char **result, char plugin[64], int *calls, int *refused)
 {
     struct compose_model cm;
     if (compose_load("analyze", model_dir, &cm))
@@ -216,6 +217,10 @@ static int model_answer(const char *model_dir, const char *question, const char 
                     msgs[i].text);
             free(*result);
             *result = strdup(msgs[i].text);
+            struct json *call = plugin[0] ? NULL : json_parse(msgs[i - 1].text + b, e - b, NULL, 0);
+            if (call)
+                snprintf(plugin, 64, "%s", json_string_or(call, "name", ""));
+            json_free(call);
         }
     }
     *answer = reply.text;
@@ -292,20 +297,32 @@ int cmd_analyze(int argc, char **argv)
         abc_print_analysis_text(&a);
         goto done;
     }
-    char *answer = NULL, *result = NULL;
+    /* The plugin the engine's reading of the question calls for (the branches below, in the same order). */
+    const char *expected = has_phrase && has_any(question, w_melody) ? "abc_find_melody"
+                           : has_any(question, w_progression)        ? "abc_progression"
+                           : has_phrase && has_any(question, w_chord) ? "abc_find_chord"
+                           : has_any(question, w_count)              ? "abc_count"
+                           : has_any(question, w_key)                ? "abc_key"
+                                                                     : NULL;
+    char *answer = NULL, *result = NULL, plugin[64] = "", why[160];
     int calls = 0, refused = 0;
-    int failed = model_answer(model_dir, question, text, seed, &answer, &result, &calls, &refused);
-    int stated = !failed && calls && !refused && result && abc_tools_answer_states(result, answer);
-    if (stated) {
+    int failed = model_answer(model_dir, question, text, seed, &answer, &result, plugin, &calls, &refused);
+    int right_plugin = !expected || !strcmp(plugin, expected);
+    if (!failed && calls && !refused && right_plugin && result && abc_tools_answer_states(result, answer)) {
         printf("%s\n", answer);
         fprintf(stderr, "melodist analyze: answered by the model through the ABC plugin (its answer states the "
                         "plugin's result)\n");
         goto done_answer;
     }
-    const char *why = failed    ? "the model could not answer (see above)"
-                      : refused ? "the model's plugin call failed"
-                      : calls   ? "the model's answer does not state the plugin's result"
-                                : "the model made no plugin call";
+    if (failed)
+        snprintf(why, sizeof why, "the model could not answer (see above)");
+    else if (refused)
+        snprintf(why, sizeof why, "the model's plugin call failed");
+    else if (calls && !right_plugin)
+        snprintf(why, sizeof why, "the model called %s, the question asks for %s", plugin, expected);
+    else
+        snprintf(why, sizeof why, calls ? "the model's answer does not state the plugin's result"
+                                        : "the model made no plugin call");
     if (has_phrase && has_any(question, w_melody)) {
         rc = melody_answer(m, phrase, abc_tune_field(&f->tunes[0], 'K'), zh);
     } else if (has_any(question, w_progression)) {

@@ -100,11 +100,37 @@ rc, so, se = run("harmonize", given, "-m", model, "--seed", "5")
 strip = lambda s: re.sub(r'"[^"^_<>@][^"]*"', "", s).rstrip()
 check(rc == 0 and strip(so) == strip(text) and so.count('"') >= 2, "harmonize adds chords and keeps the melody")
 
-# Analysis answers computed by the engine.
+# Analysis answers: the model calls the ABC plugin and states its result (or the engine answers directly).
 rc, so, se = run("analyze", given, "How many bars does it have?")
 check(rc == 0 and f"{bars_of(given)} bars" in so, f"analyze counts bars: {so.strip()}")
 rc, so, se = run("analyze", given, "这首曲子是什么调？")
 check(rc == 0 and "K:G" in so, f"analyze reads the key: {so.strip()}")
+rc, so, se = run("analyze", given, "这首曲子一共有多少小节？有几个声部？")
+routed = "answered by the model through the ABC plugin" in se or "computed by the ABC engine directly" in se
+check(rc == 0 and re.search(r'plugin call \{"name": "abc_\w+"', se) and routed and
+      re.findall(r"\d+", so) == [str(bars_of(given))] * 2 + ["1"],
+      f"analyze: the model's plugin call runs, the answer states the bar count (the model's or the engine's, "
+      f"said on stderr): {so.strip()} / {se.strip()[-300:]}")
+
+# The shipped model emits a well-formed plugin call for a fixed question, and the chat runs it: the result (the
+# bar count, as `abc info` counts it) comes back from the environment and the reply states it.
+p = subprocess.run([melodist, "chat", "-m", model, "--abc-plugins", "--temperature", "0", "--max-tokens", "120"],
+                   input=f"/file {given} 这首曲子一共有多少小节？有几个声部？\n", capture_output=True, text=True,
+                   timeout=300)
+call = re.match(r"<\|action_start\|><\|plugin\|>\n(\{.*?\})<\|action_end\|>", p.stdout, re.S)
+try:
+    call = json.loads(call.group(1)) if call else None
+except json.JSONDecodeError:
+    call = None
+check(p.returncode == 0 and call == {"name": "abc_count", "parameters": {}},
+      f"the shipped model calls abc_count in InternLM2's format: {p.stdout[:200]!r}")
+result = re.search(r"\[plugin result: (\{.*\})\]", p.stderr)
+result = json.loads(result.group(1)) if result else {}
+check(result.get("bars_written") == bars_of(given) and result.get("voices") == 1,
+      f"the chat runs the call and answers it as the environment: {result}")
+end = p.stdout.find("<|action_end|>")
+answer = p.stdout[end + len("<|action_end|>"):] if end >= 0 else ""
+check(answer.strip() != "", f"the model answers after the environment's turn: {answer.strip()}")
 
 # The chat template: the prompt melodist chat builds for the shipped model is SentencePiece's encoding of the
 # InternLM2 template, and the model replies.
@@ -154,6 +180,19 @@ report = json.loads(so) if rc == 0 else {}
 check(rc == 0 and report.get("bits_per_char", 0) > 0 and 0 <= report.get("validity", -1) <= 1 and
       0 <= report.get("bar_correct", -1) <= 1, f"eval --json reports bits_per_char, validity, bar_correct ({se[-200:]})")
 check(report.get("ngram", {}).get("bits_per_char", 0) > 0, "eval builds the n-gram baseline")
+
+# The eval's plugin column on hand-made questions: the same bar-count question with its right answer and with a
+# wrong one (a bar too many). Oracle: the chat above (same question, same greedy decoding, another code path):
+# the eval counts a plugin call when the chat ran one, and counts the right answer right exactly when the chat's
+# reply states 4 bars, 4 bars, 1 voice; the wrong answer never.
+sft = os.path.join(source, "tests", "composer", "data", "analysis_sft.jsonl")
+rc, so, se = run("eval", "-m", model, "--data", heldout, "--json", "--n-gen", "0", "--sft", sft)
+count = json.loads(so).get("analysis", {}).get("analysis_count", {}) if rc == 0 else {}
+chat_right = re.findall(r"\d+", answer) == ["4", "4", "1"]
+check(count.get("questions") == 2 and count.get("plugin_called") == (1 if result else 0) and
+      count.get("family_plugin_called") == (1 if call and call.get("name") == "abc_count" else 0) and
+      count.get("accuracy_with_plugin") == (0.5 if chat_right else 0),
+      f"eval: the plugin columns agree with the chat (call {call}, reply {answer.strip()!r}): {count}")
 
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
