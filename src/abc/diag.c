@@ -98,61 +98,11 @@ void abc_diags_move(abc_diags *to, abc_diags *from)
     from->n = from->n_errors = from->n_warnings = 0;
 }
 
-/* An snprintf() of strings and numbers without the format interpreter (check prints thousands of lines):
- * counts every byte, stores what fits, always terminates. */
-typedef struct line_out {
-    char *buf;
-    size_t size, n;
-} line_out;
-
-static void put(line_out *o, const char *s, size_t len)
-{
-    if (o->n + 1 < o->size) {
-        size_t room = o->size - 1 - o->n;
-        memcpy(o->buf + o->n, s, len < room ? len : room);
-    }
-    o->n += len;
-}
-
-static void put_str(line_out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void put_int(line_out *o, int v)
-{
-    char digits[12];
-    size_t k = sizeof digits;
-    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
-    do {
-        digits[--k] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        digits[--k] = '-';
-    put(o, digits + k, sizeof digits - k);
-}
-
 int abc_diag_format(const abc_diag *dg, const char *filename, char *buf, size_t size)
 {
-    line_out o = {buf, size, 0};
-    put_str(&o, filename);
-    put(&o, ":", 1);
-    put_int(&o, dg->line);
-    put(&o, ":", 1);
-    put_int(&o, dg->col);
-    put_str(&o, dg->severity == ABC_ERROR ? ": error[" : ": warning[");
-    put_str(&o, dg->category);
-    put(&o, "]: ", 3);
-    put_str(&o, dg->message);
-    if (dg->hint) {
-        put(&o, " (hint: ", 8);
-        put_str(&o, dg->hint);
-        put(&o, ")", 1);
-    }
-    if (size)
-        buf[o.n < size ? o.n : size - 1] = 0;
-    return (int)o.n;
+    return abc_snprintf(buf, size, "%s:%d:%d: %s[%s]: %s%s%s%s", filename, dg->line, dg->col,
+                        dg->severity == ABC_ERROR ? "error" : "warning", dg->category, dg->message,
+                        dg->hint ? " (hint: " : "", dg->hint ? dg->hint : "", dg->hint ? ")" : "");
 }
 
 static int cmp_pos(const void *a, const void *b)
