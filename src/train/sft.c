@@ -43,16 +43,21 @@ static int piece(struct builder *b, const char *text, int scored)
     return rc;
 }
 
-/* One turn: INSTRUCTION (with SYSTEM before it when there is one), output + SUFFIX, SEP. */
-static int turn(struct builder *b, const char *system, const char *input, const char *output)
+/* One turn: INSTRUCTION (with SYSTEM before it when there is one), output + SUFFIX, SEP. AGENT holds the
+ * InternLM2 agent messages met since the last turn (a plugin schema, an attached file, a plugin's result),
+ * already in the template; a turn that answers a plugin's result has no user message (input NULL). */
+static int turn(struct builder *b, const char *system, const char *agent, const char *input, const char *output)
 {
     system = b->system ? b->system : system;
-    size_t n = strlen(system) + strlen(input) + 128;
+    size_t n = strlen(system) + strlen(agent) + (input ? strlen(input) : 0) + 128;
     char *prompt = malloc(n);
     if (!prompt)
         return -1;
     int k = *system ? snprintf(prompt, n, "<|im_start|>system\n%s<|im_end|>\n", system) : 0;
-    snprintf(prompt + k, n - (size_t)k, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", input);
+    k += snprintf(prompt + k, n - (size_t)k, "%s", agent);
+    if (input)
+        k += snprintf(prompt + k, n - (size_t)k, "<|im_start|>user\n%s<|im_end|>\n", input);
+    snprintf(prompt + k, n - (size_t)k, "<|im_start|>assistant\n");
     size_t m = strlen(output) + 16;
     char *answer = malloc(m);
     int rc = !answer || piece(b, prompt, 0);
@@ -64,25 +69,45 @@ static int turn(struct builder *b, const char *system, const char *input, const 
     return rc;
 }
 
+/* Appends "<|im_start|>ROLE\nCONTENT<|im_end|>\n" to *agent (grown with realloc). */
+static int agent_message(char **agent, size_t *len, const char *role, const char *content)
+{
+    size_t add = strlen(role) + strlen(content) + 32;
+    char *grown = realloc(*agent, *len + add);
+    if (!grown)
+        return -1;
+    *agent = grown;
+    *len += (size_t)snprintf(grown + *len, add, "<|im_start|>%s\n%s<|im_end|>\n", role, content);
+    return 0;
+}
+
 /* OpenAI messages as xtuner's openai_map_fn turns them into conversation turns: a system message goes with
- * the next user turn, each assistant message closes a turn. */
+ * the next user turn, each assistant message closes a turn. The InternLM2 agent roles ("system
+ * name=<|plugin|>", "user name=file", "environment name=<|plugin|>": a name after the role) are kept in
+ * place, unscored, as InternLM2's template writes them; the turn after a plugin's result has no user part. */
 static int messages(struct builder *b, const struct json *msgs)
 {
     const char *system = "", *input = "";
-    for (size_t i = 0; i < msgs->count; i++) {
+    char *agent = calloc(1, 1);
+    size_t agent_len = 0;
+    int rc = !agent, after_result = 0;
+    for (size_t i = 0; !rc && i < msgs->count; i++) {
         const char *role = json_string_or(&msgs->items[i], "role", "");
         const char *content = json_string_or(&msgs->items[i], "content", "");
         if (!strcmp(role, "system"))
             system = content;
         else if (!strcmp(role, "user"))
-            input = content;
+            input = content, after_result = 0;
         else if (!strcmp(role, "assistant")) {
-            if (turn(b, system, input, content))
-                return -1;
-            system = input = "";
+            rc = turn(b, system, agent, after_result ? NULL : input, content);
+            system = input = "", agent[0] = 0, agent_len = 0, after_result = 0;
+        } else {
+            rc = agent_message(&agent, &agent_len, role, content);
+            after_result |= !strncmp(role, "environment", 11);
         }
     }
-    return 0;
+    free(agent);
+    return rc;
 }
 
 static int end_sample(struct builder *b, size_t first)
@@ -135,7 +160,7 @@ int sft_load(const char *path, const mt_tokenizer *tok, const char *task, const 
             rc = bos >= 0 && push(&b, bos, 0);
             for (size_t i = 0; is_conv && !rc && i < conv->count; i++) {
                 const struct json *t = &conv->items[i];
-                rc = turn(&b, json_string_or(t, "system", ""), json_string_or(t, "input", ""),
+                rc = turn(&b, json_string_or(t, "system", ""), "", json_string_or(t, "input", ""),
                           json_string_or(t, "output", ""));
             }
             rc = rc || (!is_conv && messages(&b, msgs)) || end_sample(&b, first);

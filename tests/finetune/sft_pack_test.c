@@ -1,7 +1,7 @@
 /* SFT rows: packing (every sample appears once, whole and contiguous, in the concatenated rows, which hold
  * exactly floor(total / max_length) rows; only the final remainder is dropped), unpacked rows (sample i in row
  * i, padded with 0 and unscored), the shift to next-token targets, the task filter, the system override and a
- * multi-turn record (both outputs scored, the second turn without BOS).
+ * multi-turn record (both outputs scored, the second turn without BOS), an InternLM2 agent record.
  *   sft_pack_test TOKENIZER WORK_DIR */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,42 @@ static int occurrences(const struct sft_rows *r, size_t total, const struct sft_
     for (size_t at = 0; at + n <= total; at++)
         count += !memcmp(r->ids + at, s->ids + a, sizeof(int32_t) * n) && !memcmp(r->scored + at, s->scored + a, n);
     return count;
+}
+
+/* An InternLM2 agent conversation (plugin schema, attached file, question, call, result, answer): every
+ * message in the template in its place, only the two assistant replies scored, no user part after the result. */
+static void check_agent_record(const mt_tokenizer *tok, const char *dir)
+{
+    char path[4200], err[512];
+    snprintf(path, sizeof path, "%s/sft_agent.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"messages\": [{\"role\": \"system name=<|plugin|>\", \"content\": \"P\"}, {\"role\": \"user name=file\", "
+          "\"content\": \"F\"}, {\"role\": \"user\", \"content\": \"Q\"}, {\"role\": \"assistant\", \"content\": "
+          "\"<|action_start|><|plugin|>\\nC<|action_end|>\"}, {\"role\": \"environment name=<|plugin|>\", \"content\": "
+          "\"R\"}, {\"role\": \"assistant\", \"content\": \"A\"}]}\n", f);
+    fclose(f);
+    struct sft_set s;
+    if (sft_load(path, tok, "", NULL, 512, &s, err, sizeof err)) {
+        CHECK(0, "agent record: %s", err);
+        return;
+    }
+    int32_t *scored = malloc(sizeof *scored * s.n);
+    size_t n_scored = 0;
+    for (size_t t = 0; t < s.n; t++)
+        if (s.scored[t])
+            scored[n_scored++] = s.ids[t];
+    size_t len;
+    char *all = tok_decode(tok, s.ids + 1, s.n - 1, TOK_SPECIAL_NAMES, &len, err, sizeof err);
+    char *replies = tok_decode(tok, scored, n_scored, TOK_SPECIAL_NAMES, &len, err, sizeof err);
+    const char *want = "<|im_start|>system name=<|plugin|>\nP<|im_end|>\n<|im_start|>user name=file\nF<|im_end|>\n"
+                       "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<|action_start|><|plugin|>\nC"
+                       "<|action_end|><|im_end|>\n<|im_start|>environment name=<|plugin|>\nR<|im_end|>\n"
+                       "<|im_start|>assistant\nA<|im_end|>\n";
+    CHECK(all && !strcmp(all, want), "agent record decodes to\n%s", all ? all : err);
+    CHECK(replies && !strcmp(replies, "<|action_start|><|plugin|>\nC<|action_end|><|im_end|>A<|im_end|>"),
+          "scored: %s", replies ? replies : err);
+    free(all), free(replies), free(scored);
+    sft_free(&s);
 }
 
 int main(int argc, char **argv)
@@ -98,6 +134,7 @@ int main(int argc, char **argv)
            all.n_samples, all.n, packed.n_rows, T, whole, single.n_rows);
     sft_rows_free(&packed), sft_rows_free(&single);
     sft_free(&all), sft_free(&a), sft_free(&none);
+    check_agent_record(tok, argv[2]);
     tok_free(tok);
     puts(tu_failures ? "FAILED" : "ok");
     return tu_failures != 0;
