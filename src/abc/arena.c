@@ -135,13 +135,7 @@ bool abc_vec_reserve(abc_vec *v, size_t n)
 
 bool abc_vec_grow(abc_vec *v)
 {
-    size_t cap = v->cap ? v->cap * 2 : 64;
-    void *d = realloc(v->data, cap * v->item);
-    if (!d)
-        return false;
-    v->data = d;
-    v->cap = cap;
-    return true;
+    return abc_vec_reserve(v, v->cap ? v->cap * 2 : 64);
 }
 
 void *abc_vec_push(abc_vec *v)
