@@ -133,6 +133,7 @@ typedef struct printer {
     bool note_in_bar;   /* a note or rest since the last bar line (the bar counts) */
     bool want_space;    /* a beam break is pending */
     bool after_bar;     /* the last thing printed on the line is a bar line */
+    bool after_dot;     /* the last thing printed is a '.' decoration: a bar line right after reads as ".|" */
     bool compound;
 } printer;
 
@@ -145,6 +146,7 @@ static void newline(printer *p)
     p->bars_on_line = 0;
     p->want_space = false;
     p->after_bar = false;
+    p->after_dot = false;
 }
 
 static void put_music(printer *p, const abc_element *e)
@@ -155,12 +157,16 @@ static void put_music(printer *p, const abc_element *e)
         if (e->u.bar.style == ABC_BAR_SINGLE && !e->u.bar.repeat_end && !e->u.bar.repeat_start)
             return;
         abc_buf_putc(b, ' ');
+    } else if (e->kind == ABC_EL_BAR && p->after_dot) {
+        abc_buf_putc(b, ' '); /* a staccato dot left before a bar line must not become a dotted bar line */
     } else if (p->want_space && (!p->after_bar || e->kind == ABC_EL_UNKNOWN) && e->kind != ABC_EL_BAR &&
                b->n > p->line_start) {
         abc_buf_putc(b, ' ');
     }
     p->want_space = false;
     p->after_bar = e->kind == ABC_EL_BAR;
+    p->after_dot = e->kind == ABC_EL_DECORATION && e->u.text.placement != '!' && e->u.text.placement != '+' &&
+                   !strcmp(e->u.text.text, ".");
     if (e->kind == ABC_EL_UNKNOWN) {
         /* unreadable text stays apart, so that it cannot join its neighbours into something readable */
         if (b->n > p->line_start && b->s[b->n - 1] != ' ')

@@ -33,6 +33,11 @@ expect 0 "fmt" -- "$m" abc fmt "$data/valid.abc"
 cp "$tmp/out" "$tmp/once.abc"
 expect 0 "fmt of fmt" -- "$m" abc fmt "$tmp/once.abc"
 cmp -s "$tmp/out" "$tmp/once.abc" || { echo "FAIL: fmt not idempotent"; diff "$tmp/once.abc" "$tmp/out"; fail=1; }
+# a staccato dot left just before a bar line (found by fuzz_abc): ".|" must not come back as a dotted bar line
+printf 'X:1\nL:1/8\nK:C\neceG   .  | G<c c<d|\n' > "$tmp/dot.abc"
+"$m" abc fmt "$tmp/dot.abc" > "$tmp/dot1.abc" 2>/dev/null
+"$m" abc fmt "$tmp/dot1.abc" > "$tmp/dot2.abc" 2>/dev/null
+cmp -s "$tmp/dot1.abc" "$tmp/dot2.abc" || { echo "FAIL: fmt not idempotent on a dot before a bar"; diff "$tmp/dot1.abc" "$tmp/dot2.abc"; fail=1; }
 grep -q '^K:G$' "$tmp/once.abc" || { echo "FAIL: fmt lost K:G"; fail=1; }
 expect 0 "fmt -o" -- "$m" abc fmt --tune 2 -o "$tmp/two.abc" "$data/valid.abc"
 [[ -s "$tmp/two.abc" && ! -s "$tmp/out" ]] && grep -q '^X:2$' "$tmp/two.abc" && ! grep -q '^X:1$' "$tmp/two.abc" \
