@@ -54,6 +54,8 @@ static const char *const eval_help =
     "  --n-analysis N    questions per analysis family (10)\n"
     "  --ngram-order N   order of the n-gram baseline (4)\n"
     "  --markdown FILE   also write the Markdown table to FILE\n"
+    "  --answers FILE    also write each analysis question's answers to FILE (JSON lines: task, question,\n"
+    "                    reference, alone, with_plugin, plugin_call, plugin_result, and whether each is right)\n"
     "  --seed S, --threads N, --json\n";
 
 /* ---------------------------------------------------------------- documents */
@@ -674,7 +676,31 @@ static char *plugin_reply(struct chat_session *s, const char *user, uint64_t see
     return r.text;
 }
 
-static int analysis(struct eval_ctx *e, const char *path, int per_family, struct analysis_rates acc[N_FAMILIES])
+/* One JSON line of --answers: the question, the reference, both answers and the plugin's exchange. */
+static void answer_line(FILE *out, const char *task, const char *question, const char *reference, const char *alone,
+                        const char *with_plugin, struct chat_session *s, int right_alone, int right_plugin)
+{
+    const struct chat_message *msgs;
+    int n = chat_session_messages(s, &msgs);
+    const char *call = "", *result = "";
+    for (int i = 0; i < n; i++)
+        if (msgs[i].role == CHAT_ENVIRONMENT && i > 0 && !*result) {
+            call = msgs[i - 1].text;
+            result = msgs[i].text;
+        }
+    const char *keys[] = {"task", "question", "reference", "alone", "with_plugin", "plugin_call", "plugin_result"};
+    const char *values[] = {task, question, reference, alone ? alone : "", with_plugin ? with_plugin : "", call, result};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        fprintf(out, "%s\"%s\":", k ? "," : "{", keys[k]);
+        json_fput_string(out, values[k]);
+    }
+    fprintf(out, ",\"alone_right\":%s,\"with_plugin_right\":%s}\n", right_alone ? "true" : "false",
+            right_plugin ? "true" : "false");
+}
+
+/* answers: NULL, or where each question's answers go (answer_line). */
+static int analysis(struct eval_ctx *e, const char *path, int per_family, struct analysis_rates acc[N_FAMILIES],
+                    FILE *answers)
 {
     char *text = compose_read_text("eval", path, NULL);
     if (!text)
@@ -705,15 +731,20 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
             if (sys && in && out && sys->type == JSON_STRING && in->type == JSON_STRING && out->type == JSON_STRING) {
                 char want[1024], got[1024];
                 facts(out->string, want, sizeof want);
-                char *answer = chat_reply(e, sys->string, in->string, 200, 0, e->seed);
-                facts(answer ? answer : "", got, sizeof got);
-                rate_add(&acc[f].alone, answer && !strcmp(want, got));
-                free(answer);
+                char *alone = chat_reply(e, sys->string, in->string, 200, 0, e->seed);
+                facts(alone ? alone : "", got, sizeof got);
+                int right_alone = alone && !strcmp(want, got);
+                rate_add(&acc[f].alone, right_alone);
                 int called;
-                answer = plugin_reply(s, in->string, e->seed, &called);
+                char *answer = plugin_reply(s, in->string, e->seed, &called);
                 facts(answer ? answer : "", got, sizeof got);
-                rate_add(&acc[f].plugin, answer && !strcmp(want, got));
+                int right_plugin = answer && !strcmp(want, got);
+                rate_add(&acc[f].plugin, right_plugin);
                 rate_add(&acc[f].called, called);
+                if (answers)
+                    answer_line(answers, families[f], in->string, out->string, alone, answer, s, right_alone,
+                                right_plugin);
+                free(alone);
                 if (family_plugins[f]) {
                     char name[64];
                     first_call(s, name, sizeof name);
@@ -840,11 +871,11 @@ static void markdown(const struct report *r, FILE *out)
     row(out, "bars written by the composer (no sample fitted)", &r->con.repaired, NULL, NULL, 0);
     row(out, "copies (≥ 8 bars or a whole tune from training)", &r->con.copied, &r->fre.copied, &r->ngr.copied, 0);
     fprintf(out, "| pitch-class histogram distance to held-out (TV) |");
-    cell(out, eval_tv_distance(r->con.pc, r->held_pc, 12), 0);
+    cell(out, r->con.valid.n ? eval_tv_distance(r->con.pc, r->held_pc, 12) : NAN, 0);
     cell(out, r->fre.valid.n ? eval_tv_distance(r->fre.pc, r->held_pc, 12) : NAN, 0);
     cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.pc, r->held_pc, 12) : NAN, 0);
     fprintf(out, " | |\n| interval histogram distance to held-out (TV) |");
-    cell(out, eval_tv_distance(r->con.iv, r->held_iv, EVAL_INTERVALS), 0);
+    cell(out, r->con.valid.n ? eval_tv_distance(r->con.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     cell(out, r->fre.valid.n ? eval_tv_distance(r->fre.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     fprintf(out, " | |\n");
@@ -903,7 +934,8 @@ static void json(const struct report *r, const char *dir, const char *data)
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *dir = NULL, *data_path = NULL, *train_path = NULL, *sft_path = NULL, *table_path = NULL;
+    const char *dir = NULL, *data_path = NULL, *train_path = NULL, *sft_path = NULL, *table_path = NULL,
+               *answers_path = NULL;
     int as_json = 0, n_gen = 20, n_analysis = 10;
     long limit = 0;
     struct report r = {.order = 4};
@@ -933,6 +965,8 @@ int cmd_eval(int argc, char **argv)
             sft_path = v;
         else if (!strcmp(a, "--markdown"))
             table_path = v;
+        else if (!strcmp(a, "--answers"))
+            answers_path = v;
         else if (!strcmp(a, "--limit"))
             limit = atol(v);
         else if (!strcmp(a, "--n-gen"))
@@ -992,8 +1026,21 @@ int cmd_eval(int argc, char **argv)
         goto done;
     generation(&e, &data, n_gen, &r.con, &r.fre, r.held_pc, r.held_iv, &r.used);
     free_samples(&e, n_gen, &r.unc, &r.ngr);
-    if (sft_path && analysis(&e, sft_path, n_analysis, r.acc))
-        goto done;
+    if (sft_path) {
+        char *answers = NULL;
+        size_t answers_len = 0;
+        FILE *mem = answers_path ? open_memstream(&answers, &answers_len) : NULL;
+        if (answers_path && !mem)
+            goto oom;
+        int failed = analysis(&e, sft_path, n_analysis, r.acc, mem);
+        if (mem)
+            fclose(mem);
+        if (!failed && answers_path && !abc_write_atomic("eval", answers_path, answers, answers_len))
+            failed = 1;
+        free(answers);
+        if (failed)
+            goto done;
+    }
     if (as_json)
         json(&r, e.cm.dir, data_path);
     else

@@ -451,7 +451,8 @@ struct reply_ctx {
     tok_ids generated;
     char *text;
     size_t len, cap;
-    int stop_string, halted, failed;
+    int action_end; /* with plugins: the id of <|action_end|>, which ends the turn as lagent stops there; else -1 */
+    int stop_string, acted, halted, failed;
 };
 
 static int reply_text(struct reply_ctx *r, const char *text, size_t len)
@@ -489,7 +490,8 @@ static int reply_token(void *ctx, int token)
         return 1;
     }
     r->stop_string = hit;
-    return hit || r->halted;
+    r->acted = token == r->action_end;
+    return hit || r->acted || r->halted;
 }
 
 static size_t common_prefix(const tok_ids *a, const tok_ids *b)
@@ -509,10 +511,14 @@ static int assistant_turn(struct chat_session *s, const struct gen_params *p, co
     const char *system = s->plugin_schema ? s->plugin_schema : s->system;
     int n_msgs = s->n_turns + (system != NULL);
     struct chat_message *msgs = malloc((size_t)n_msgs * sizeof *msgs);
-    struct reply_ctx r = {.s = s, .on_text = on_text, .ctx = ctx};
+    struct reply_ctx r = {.s = s, .on_text = on_text, .ctx = ctx, .action_end = -1};
     /* With plugins the action markers must come through: they are how a call is recognised. */
     r.decoder = tok_stream_new(s->tok, s->plugin_schema ? TOK_SPECIAL_NAMES : TOK_SKIP_SPECIAL);
     r.stop = chat_stop_new(stop_strings, n_stop_strings);
+    /* The call is complete at <|action_end|>: what a model writes after it, before the result, would be
+     * an answer made up without the result. */
+    if (s->plugin_schema)
+        r.action_end = tok_special_id(s->tok, CHAT_ACTION_END);
     tok_ids ids = {0};
     int rc = -1;
     if (!msgs || !r.decoder || !r.stop) {
@@ -568,7 +574,7 @@ static int assistant_turn(struct chat_session *s, const struct gen_params *p, co
     r.text = NULL;
     reply->n_prompt = (int)ids.n;
     reply->n_generated += n;
-    reply->stopped = r.stop_string || (n < p->max_tokens && !r.halted);
+    reply->stopped = r.stop_string || r.acted || (n < p->max_tokens && !r.halted);
     rc = 0;
     goto done;
 oom:

@@ -124,8 +124,9 @@ except json.JSONDecodeError:
     call = None
 check(p.returncode == 0 and call == {"name": "abc_count", "parameters": {}},
       f"the shipped model calls abc_count in InternLM2's format: {p.stdout[:200]!r}")
-result = re.search(r"\[plugin result: (\{.*\})\]", p.stderr)
-result = json.loads(result.group(1)) if result else {}
+result_text = re.search(r"\[plugin result: (\{.*\})\]", p.stderr)
+result_text = result_text.group(1) if result_text else ""
+result = json.loads(result_text) if result_text else {}
 check(result.get("bars_written") == bars_of(given) and result.get("voices") == 1,
       f"the chat runs the call and answers it as the environment: {result}")
 end = p.stdout.find("<|action_end|>")
@@ -186,8 +187,20 @@ check(report.get("ngram", {}).get("bits_per_char", 0) > 0, "eval builds the n-gr
 # the eval counts a plugin call when the chat ran one, and counts the right answer right exactly when the chat's
 # reply states 4 bars, 4 bars, 1 voice; the wrong answer never.
 sft = os.path.join(source, "tests", "composer", "data", "analysis_sft.jsonl")
-rc, so, se = run("eval", "-m", model, "--data", heldout, "--json", "--n-gen", "0", "--sft", sft)
+answers_path = os.path.join(out, "answers.jsonl")
+rc, so, se = run("eval", "-m", model, "--data", heldout, "--json", "--n-gen", "0", "--sft", sft, "--answers",
+                 answers_path)
 count = json.loads(so).get("analysis", {}).get("analysis_count", {}) if rc == 0 else {}
+# --answers: one line per question, the reference as in the SFT file, the reply that the chat gave, the rates
+# the sum of the lines' verdicts.
+lines = [json.loads(l) for l in open(answers_path, encoding="utf-8")] if rc == 0 else []
+references = [json.loads(l)["conversation"][0]["output"] for l in open(sft, encoding="utf-8")]
+check([l["reference"] for l in lines] == references and all(l["task"] == "analysis_count" for l in lines) and
+      all(l["with_plugin"].strip() == answer.strip() for l in lines) and
+      sum(l["with_plugin_right"] for l in lines) == round(count.get("accuracy_with_plugin", -1) * len(lines)) and
+      sum(l["alone_right"] for l in lines) == round(count.get("accuracy", -1) * len(lines)) and
+      all(l["plugin_result"] == result_text for l in lines),
+      f"eval --answers: a line per question, agreeing with the rates and the chat: {lines}")
 chat_right = re.findall(r"\d+", answer) == ["4", "4", "1"]
 check(count.get("questions") == 2 and count.get("plugin_called") == (1 if result else 0) and
       count.get("family_plugin_called") == (1 if call and call.get("name") == "abc_count" else 0) and
