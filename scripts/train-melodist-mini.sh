@@ -8,10 +8,11 @@
 # Stage 2 also trains on the tool-use conversations of the data build (sft.tools.jsonl: the analysis questions
 # answered through an ABC-engine plugin call, docs/data.md "Tool use"), stage 3 on them (balanced by family) and the
 # pre-training text, stage 4 on everything; they are not in the tokenizer's text, so the tokenizer and stage 1 do
-# not depend on them.
+# not depend on them. Stage 5 trains on the balanced tool-use mix, the pre-training text and every 3rd record of the
+# SFT mix for 5,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md).
 # Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]
 #   --skip-train  everything but the two training runs (quantizes the last stage-2 checkpoint)
-#   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-4
+#   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-5
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
@@ -64,6 +65,12 @@ with open(f"{work}/data/sft.tools.balanced.jsonl", "w", encoding="utf-8") as out
     for task in sorted(tools):
         for i in range(most):
             out.write(tools[task][i % len(tools[task])])
+# Stage 5's share of the SFT mix: every 3rd record, so that tool use keeps two thirds of the tokens.
+with open(f"{work}/data/sft.mini.jsonl", encoding="utf-8") as mix, \
+     open(f"{work}/data/sft.mini.third.jsonl", "w", encoding="utf-8") as third:
+    for i, line in enumerate(mix):
+        if i % 3 == 0:
+            third.write(line)
 PY
 
 # Stage 1 from random weights, stage 2 continues from stage 1's last checkpoint with a fresh cosine schedule and
@@ -76,15 +83,15 @@ fi
 # adds the SFT mix back for a short run (stage 3 alone made the model forget how to answer a composition request).
 # (Editing this script while it runs breaks the run: bash reads it as it goes.)
 if (( !skip_train )); then
-  for run in run2 run3 run4; do
+  for run in run2 run3 run4 run6; do
     if [[ -d "$work/$run" ]]; then mv "$work/$run" "$work/$run.previous.$(date +%s)"; fi
   done
-  for stage in 2 3 4; do
+  for stage in 2 3 4 5; do
     "$melodist" train --config configs/melodist-mini-stage$stage.json
   done
 fi
 
-last=$(ls -d "$work"/run4/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run6/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {

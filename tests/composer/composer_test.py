@@ -131,7 +131,9 @@ check(result.get("bars_written") == bars_of(given) and result.get("voices") == 1
       f"the chat runs the call and answers it as the environment: {result}")
 end = p.stdout.find("<|action_end|>")
 answer = p.stdout[end + len("<|action_end|>"):] if end >= 0 else ""
-check(answer.strip() != "", f"the model answers after the environment's turn: {answer.strip()}")
+check(re.findall(r"\d+", answer) == [str(bars_of(given))] * 2 + ["1"],
+      f"the model answers after the environment's turn, stating its result (bars written, played, voices): "
+      f"{answer.strip()}")
 
 # The chat template: the prompt melodist chat builds for the shipped model is SentencePiece's encoding of the
 # InternLM2 template, and the model replies.
