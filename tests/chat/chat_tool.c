@@ -4,6 +4,7 @@
  *   chat_tool stop                                            stop-string filter self-test
  *   chat_tool mkmodel DIR VOCAB                               a tiny random InternLM2 model (f32)
  *   chat_tool plugins                                         the ABC plugins on a hand-made tune, bad calls
+ *   chat_tool action_stop TOKENIZER                           with plugins a reply ends at <|action_end|>
  * Roles: system, user, assistant, plugin_system, environment, file. Ids are printed space-separated on one line. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,81 @@ static int plugin_tests(void)
     return tu_failures ? 1 : 0;
 }
 
+/* A model that always answers `token` (greedy): every embedding row the same, so the last hidden state is the
+ * same whatever the input; the output head is zero but for token's row, which points along that state. */
+static struct model *constant_model(int vocab, int token)
+{
+    struct model_config c = {.dim = 32, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                             .hidden_dim = 64, .vocab_size = vocab, .max_position_embeddings = 512,
+                             .rope_theta = 10000, .rms_norm_eps = 1e-5f, .bos_token_id = 1, .eos_token_id = 2,
+                             .pad_token_id = 2, .tie_word_embeddings = 0};
+    struct model *m = model_new_random(&c, NN_F32, 11, 0.5f);
+    if (!m)
+        return NULL;
+    float *embed = (float *)m->tok_embeddings.data, *out = (float *)m->output.data;
+    for (int r = 1; r < vocab; r++)
+        memcpy(embed + (size_t)r * c.dim, embed, c.dim * sizeof *embed);
+    memset(out, 0, (size_t)vocab * c.dim * sizeof *out);
+    for (int i = 0; i < c.dim; i++)
+        out[(size_t)i * c.dim + i] = 1; /* logits 0..dim: the final state itself */
+    struct model_state *st = model_state_new(m, 8, 1);
+    char err[256];
+    int any = 0;
+    const float *logits = st ? model_forward(m, st, &any, 1, NULL, err, sizeof err) : NULL;
+    float state[64];
+    if (logits)
+        memcpy(state, logits, c.dim * sizeof *state);
+    model_state_free(st);
+    if (!logits) {
+        model_free(m);
+        return NULL;
+    }
+    memset(out, 0, (size_t)c.dim * c.dim * sizeof *out);
+    for (int i = 0; i < c.dim; i++)
+        out[(size_t)token * c.dim + i] = state[i]; /* its logit: |state|^2 > 0, every other logit 0 */
+    return m;
+}
+
+/* lagent's rule: with plugins, the assistant's turn ends at <|action_end|>; without, the same model goes on. */
+static int action_stop_tests(const char *tokenizer)
+{
+    char err[512];
+    mt_tokenizer *tok = tok_load(tokenizer, err, sizeof err);
+    CHECK(tok != NULL, "load %s: %s", tokenizer, err);
+    int action_end = tok ? tok_special_id(tok, CHAT_ACTION_END) : -1;
+    CHECK(action_end >= 0, "the tokenizer has no %s", CHAT_ACTION_END);
+    struct model *m = action_end >= 0 ? constant_model(tok_vocab_size(tok), action_end) : NULL;
+    CHECK(m != NULL || action_end < 0, "the constant model could not be built");
+    for (int plugins = 0; m && plugins <= 1; plugins++) {
+        struct chat_session *s = chat_session_new(m, tok, NULL, 512, err, sizeof err);
+        CHECK(s && (!plugins || !chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, 3)),
+              "session: %s", err);
+        struct gen_params p;
+        gen_params_default(&p);
+        p.temperature = 0;
+        p.max_tokens = 12;
+        struct chat_reply r;
+        int rc = s ? chat_session_reply(s, "hi", 2, &p, NULL, 0, NULL, NULL, &r, err, sizeof err) : -1;
+        CHECK(rc == 0, "reply: %s", err);
+        if (!rc && plugins)
+            CHECK(r.n_generated == 1 && r.stopped && r.n_calls == 0 && !strcmp(r.text, CHAT_ACTION_END),
+                  "with plugins the turn ends at the marker: %d tokens, stopped %d, text '%s'", r.n_generated,
+                  r.stopped, r.text);
+        if (!rc && !plugins)
+            CHECK(r.n_generated == p.max_tokens && !r.stopped,
+                  "without plugins the marker does not end the turn: %d tokens, stopped %d", r.n_generated,
+                  r.stopped);
+        if (!rc)
+            free(r.text);
+        chat_session_free(s);
+    }
+    model_free(m);
+    tok_free(tok);
+    if (!tu_failures)
+        printf("ok: a reply with plugins ends at %s (%d checks)\n", CHAT_ACTION_END, tu_checks);
+    return tu_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
@@ -163,6 +239,8 @@ int main(int argc, char **argv)
         return stop_tests();
     if (argc == 2 && !strcmp(argv[1], "plugins"))
         return plugin_tests();
+    if (argc == 3 && !strcmp(argv[1], "action_stop"))
+        return action_stop_tests(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "mkmodel")) {
         struct model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
                                  .hidden_dim = 64, .vocab_size = atoi(argv[3]), .max_position_embeddings = 256,
