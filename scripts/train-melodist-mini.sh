@@ -9,7 +9,7 @@
 # answered through an ABC-engine plugin call, docs/data.md "Tool use"), stage 3 on them (balanced by family) and the
 # pre-training text, stage 4 on everything; they are not in the tokenizer's text, so the tokenizer and stage 1 do
 # not depend on them. Stage 5 trains on the balanced tool-use mix, the pre-training text and every 3rd record of the
-# SFT mix for 5,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md).
+# SFT mix for 10,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md).
 # Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]
 #   --skip-train  everything but the two training runs (quantizes the last stage-2 checkpoint)
 #   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-5
