@@ -15,6 +15,7 @@
 #include "melodist/abc_tools.h"
 #include "melodist/chat.h"
 #include "melodist/eval.h"
+#include "melodist/fileio.h"
 #include "melodist/generate.h"
 #include "melodist/json.h"
 #include "melodist/nn.h"
@@ -1027,17 +1028,18 @@ int cmd_eval(int argc, char **argv)
     generation(&e, &data, n_gen, &r.con, &r.fre, r.held_pc, r.held_iv, &r.used);
     free_samples(&e, n_gen, &r.unc, &r.ngr);
     if (sft_path) {
-        char *answers = NULL;
-        size_t answers_len = 0;
-        FILE *mem = answers_path ? open_memstream(&answers, &answers_len) : NULL;
-        if (answers_path && !mem)
-            goto oom;
-        int failed = analysis(&e, sft_path, n_analysis, r.acc, mem);
-        if (mem)
-            fclose(mem);
-        if (!failed && answers_path && !abc_write_atomic("eval", answers_path, answers, answers_len))
+        char tmp[4200], err[4400];
+        FILE *answers = answers_path ? file_create_tmp(answers_path, tmp, sizeof tmp, err, sizeof err) : NULL;
+        if (answers_path && !answers) {
+            fprintf(stderr, "melodist eval: %s\n", err);
+            goto done;
+        }
+        int failed = analysis(&e, sft_path, n_analysis, r.acc, answers);
+        if (answers && file_commit(answers, !failed && !ferror(answers), tmp, answers_path, err, sizeof err) &&
+            !failed) {
+            fprintf(stderr, "melodist eval: %s\n", err);
             failed = 1;
-        free(answers);
+        }
         if (failed)
             goto done;
     }
