@@ -157,14 +157,20 @@ static int plugin_tests(void)
     return tu_failures ? 1 : 0;
 }
 
+/* The tiny InternLM2 shape of the tests here (dim 32, GQA 4/2 heads, untied head), f32. */
+static struct model_config tiny_config(int vocab, int n_layers, int max_positions)
+{
+    return (struct model_config){.dim = 32, .n_layers = n_layers, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                                 .hidden_dim = 64, .vocab_size = vocab, .max_position_embeddings = max_positions,
+                                 .rope_theta = 10000, .rms_norm_eps = 1e-5f, .bos_token_id = 1, .eos_token_id = 2,
+                                 .pad_token_id = 2};
+}
+
 /* A model that always answers `token` (greedy): every embedding row the same, so the last hidden state is the
  * same whatever the input; the output head is zero but for token's row, which points along that state. */
 static struct model *constant_model(int vocab, int token)
 {
-    struct model_config c = {.dim = 32, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
-                             .hidden_dim = 64, .vocab_size = vocab, .max_position_embeddings = 512,
-                             .rope_theta = 10000, .rms_norm_eps = 1e-5f, .bos_token_id = 1, .eos_token_id = 2,
-                             .pad_token_id = 2, .tie_word_embeddings = 0};
+    struct model_config c = tiny_config(vocab, 1, 512);
     struct model *m = model_new_random(&c, NN_F32, 11, 0.5f);
     if (!m)
         return NULL;
@@ -242,10 +248,7 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "action_stop"))
         return action_stop_tests(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "mkmodel")) {
-        struct model_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
-                                 .hidden_dim = 64, .vocab_size = atoi(argv[3]), .max_position_embeddings = 256,
-                                 .rope_theta = 10000, .rms_norm_eps = 1e-5f, .bos_token_id = 1,
-                                 .eos_token_id = 2, .pad_token_id = 2};
+        struct model_config c = tiny_config(atoi(argv[3]), 2, 256);
         struct model *m = model_new_random(&c, NN_F32, 7, 0.5f);
         if (!m || model_save(m, argv[2], NN_F32, err, sizeof err)) {
             fprintf(stderr, "mkmodel: %s\n", m ? err : "out of memory");
