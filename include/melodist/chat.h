@@ -130,6 +130,16 @@ struct chat_reply {
     int n_call_errors;   /* of which the plugin refused (bad call) */
 };
 
+/* The copy prior's source (gen_params.copy_source) that a session with plugins gives its next assistant turn
+ * (when p->copy_bias is not 0): the values the turn should restate, each a group of variants (generate.h):
+ * - after a plugin result: the result's values, never its keys: a string's contents (a word in small letters,
+ *   "minor", on its own: a Chinese answer translates it), a number, the inside of an array of numbers (also
+ *   written with "、" between the numbers, as a Chinese list is);
+ * - before any result: what the newest user message quotes (「」 『』 “” "" ``), which a call passes on, or the
+ *   whole message when it quotes nothing.
+ * Each value is written after a space and as it is. Appends to *out; -1 when out of memory. */
+int chat_copy_source(const struct chat_session *s, tok_ids *out);
+
 /* Adds the user message, generates the assistant's reply with p (its stop tokens are ignored: the chat stop
  * tokens are used) and stop_strings, streams it to on_text (may be NULL) and appends it to the history.
  * With plugins, each call the reply makes is run and answered (chat_session_set_plugins) and the model replies

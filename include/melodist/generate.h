@@ -18,9 +18,26 @@ struct gen_params {
     int max_tokens;
     const int *stop_tokens;   /* generation ends (without emitting it) at any of these */
     int n_stop_tokens;
+    /* Copy prior: a pull toward restating copy_source, the values a reply must restate (a plugin's result, a
+     * phrase the user quoted). A small model that restates a list or a phrase drifts over long runs, or runs past
+     * its end; the prior keeps it on its place. The source holds groups, each after a -1: one value, in one or
+     * more variants (ways of writing it), each variant after a -2 but the first. At each step:
+     *  - when the tokens so far end with a run found in the source, the token that follows the longest run there
+     *    gets a pull of copy_bias/2 per token of the run, up to 4 tokens: 2 x copy_bias (none when runs as long
+     *    disagree on what follows, or the run ends its value). Where that place was restated already (the text is
+     *    going round again), the pull is negative.
+     *  - when no run matches, the first tokens of the next two values not begun yet (in source order) get
+     *    copy_bias/2.
+     * NULL source: off. */
+    const int *copy_source;
+    int n_copy_source;
+    float copy_bias;
 };
 
-/* Defaults of InternLM2's chat(): temperature 0.8, top-p 0.8, no top-k/min-p/penalty, 256 tokens, seed 0. */
+#define GEN_COPY_BIAS 4.0f /* the copy prior's default pull, chosen on held-out plugin answers (docs/eval.md) */
+
+/* Defaults of InternLM2's chat(): temperature 0.8, top-p 0.8, no top-k/min-p/penalty, 256 tokens, seed 0; the copy
+ * prior's pull GEN_COPY_BIAS, without a source. */
 void gen_params_default(struct gen_params *p);
 
 struct gen_sampler;

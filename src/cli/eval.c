@@ -57,6 +57,7 @@ static const char *const eval_help =
     "  --markdown FILE   also write the Markdown table to FILE\n"
     "  --answers FILE    also write each analysis question's answers to FILE (JSON lines: task, question,\n"
     "                    reference, alone, with_plugin, plugin_call, plugin_result, and whether each is right)\n"
+    "  --copy-bias B     the copy prior's pull in the answers with plugins (4; 0 = off)\n"
     "  --seed S, --threads N, --json\n";
 
 /* ---------------------------------------------------------------- documents */
@@ -166,6 +167,7 @@ struct eval_ctx {
     struct eval_ngram *ngram;
     struct eval_novelty *novelty;
     uint64_t seed;
+    float copy_bias; /* the copy prior's pull in the answers with plugins (gen_params.copy_bias) */
     int ctx_len;
 };
 
@@ -657,12 +659,13 @@ static void first_call(const struct chat_session *s, char *name, size_t size)
  * (plugin schema as the system prompt, the tune as an attached file, the question, the call, the environment's
  * result, the answer). NULL when
  * it could not answer; *called is set when a plugin ran without refusing the call. */
-static char *plugin_reply(struct chat_session *s, const char *user, uint64_t seed, int *called)
+static char *plugin_reply(const struct eval_ctx *e, struct chat_session *s, const char *user, int *called)
 {
     struct gen_params p;
     gen_params_default(&p);
     p.temperature = 0;
-    p.seed = seed;
+    p.seed = e->seed;
+    p.copy_bias = e->copy_bias;
     p.max_tokens = 200;
     struct chat_reply r;
     char err[256];
@@ -737,7 +740,7 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
                 int right_alone = alone && !strcmp(want, got);
                 rate_add(&acc[f].alone, right_alone);
                 int called;
-                char *answer = plugin_reply(s, in->string, e->seed, &called);
+                char *answer = plugin_reply(e, s, in->string, &called);
                 facts(answer ? answer : "", got, sizeof got);
                 int right_plugin = answer && !strcmp(want, got);
                 rate_add(&acc[f].plugin, right_plugin);
@@ -941,6 +944,7 @@ int cmd_eval(int argc, char **argv)
     long limit = 0;
     struct report r = {.order = 4};
     uint64_t seed = 1;
+    float copy_bias = GEN_COPY_BIAS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -978,6 +982,8 @@ int cmd_eval(int argc, char **argv)
             r.order = atoi(v);
         else if (!strcmp(a, "--seed"))
             seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--copy-bias") && atof(v) >= 0)
+            copy_bias = (float)atof(v);
         else if (!strcmp(a, "--threads") && atoi(v) > 0)
             nn_set_threads(atoi(v));
         else {
@@ -989,7 +995,7 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "melodist eval: give the held-out tunes with --data FILE.abc\n%s", eval_help);
         return 2;
     }
-    struct eval_ctx e = {.seed = seed};
+    struct eval_ctx e = {.seed = seed, .copy_bias = copy_bias};
     struct docs data = {0}, train = {0};
     int rc = 1;
     if (docs_read(data_path, &data) || (train_path && docs_read(train_path, &train)))

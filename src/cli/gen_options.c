@@ -22,7 +22,7 @@ int gen_option(const char *name, const char *value, int min_tokens, struct gen_p
         double lo, hi;
     } opts[] = {{"--max-tokens", 0, 1e7},   {"--temperature", 0, 100}, {"--top-k", 0, 1e9},
                 {"--top-p", 0, 1},          {"--min-p", 0, 1},         {"--repeat-penalty", 0.01, 100},
-                {"--seed", 0, 1.8e19},      {"--threads", 1, 1024}};
+                {"--seed", 0, 1.8e19},      {"--threads", 1, 1024},    {"--copy-bias", 0, 100}};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         if (strcmp(name, opts[i].name))
             continue;
@@ -38,6 +38,7 @@ int gen_option(const char *name, const char *value, int min_tokens, struct gen_p
         case 5: p->repetition_penalty = (float)x; break;
         case 6: p->seed = (uint64_t)x; break;
         case 7: *threads = (int)x; break;
+        case 8: p->copy_bias = (float)x; break;
         }
         return 1;
     }

@@ -11,7 +11,8 @@
     "  --max-tokens N          tokens to generate at most per reply\n"                                        \
     "  --temperature T         0 = greedy\n"                                                                    \
     "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S   sampling\n"                               \
-    "  --threads N             worker threads (all cores)\n"
+    "  --threads N             worker threads (all cores)\n"                                                      \
+    "  --copy-bias B           with plugins: the pull toward restating the plugin's result (4; 0 = off)\n"
 
 /* If name is a sampling option, stores value into p (or *threads) and returns 1; returns 0 for other options
  * and -1 for a bad value. min_tokens is the smallest --max-tokens accepted (generate takes 0: prompt only). */

@@ -1,4 +1,5 @@
 /* InternLM2 chat: template encoding, context fitting, stop strings and a conversation session. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,6 +503,171 @@ static size_t common_prefix(const tok_ids *a, const tok_ids *b)
     return n;
 }
 
+/* Appends a variant of a value to the copy prior's source (gen_params.copy_source): the text as the prompt encodes
+ * message text, after a space when `spaced`. */
+static int copy_variant(const mt_tokenizer *tok, const char *text, size_t len, int spaced, tok_ids *out)
+{
+    char *t = malloc(len + 1);
+    if (!t)
+        return -1;
+    t[0] = ' ';
+    memcpy(t + spaced, text, len);
+    int rc = tok_encode(tok, t, len + (size_t)spaced, 0, out);
+    free(t);
+    return rc;
+}
+
+/* A value as a group of the source: after a space (as it stands in a sentence) and as it is; a list of numbers
+ * also with the Chinese enumeration comma ("1、2"). */
+static int copy_value(const mt_tokenizer *tok, const char *text, size_t len, int list, tok_ids *out)
+{
+    char *listed = malloc(3 * len + 1);
+    if (!listed)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ',') {
+            memcpy(listed + n, "\xe3\x80\x81", 3);
+            n += 3;
+            while (i + 1 < len && text[i + 1] == ' ')
+                i++;
+        } else {
+            listed[n++] = text[i];
+        }
+    }
+    int rc = push_id(out, -1) || copy_variant(tok, text, len, 1, out) || push_id(out, -2) ||
+             copy_variant(tok, text, len, 0, out) ||
+             (list && (push_id(out, -2) || copy_variant(tok, listed, n, 1, out) || push_id(out, -2) ||
+                       copy_variant(tok, listed, n, 0, out)));
+    free(listed);
+    return rc ? -1 : 0;
+}
+
+/* The end of the word in small letters at text[at] that a space or the end follows; `at` when there is none. */
+static size_t small_word(const char *text, size_t len, size_t at)
+{
+    size_t e = at;
+    while (e < len && islower((unsigned char)text[e]))
+        e++;
+    return e > at && (e == len || text[e] == ' ') ? e : at;
+}
+
+/* A string value as groups: its words in small letters ("minor", "mixolydian") each on their own, since an
+ * answer in another language puts them in its own words; the symbols between them ("Bm", "| G | D7 |") as
+ * they stand. */
+static int copy_words(const mt_tokenizer *tok, const char *text, size_t len, tok_ids *out)
+{
+    for (size_t at = 0; at < len;) {
+        size_t b = at;
+        while (b < len && text[b] == ' ')
+            b++;
+        size_t e = small_word(text, len, b);
+        if (e == b) { /* symbols up to the next word */
+            for (size_t w;; e = w) {
+                while (e < len && text[e] != ' ')
+                    e++;
+                for (w = e; w < len && text[w] == ' ';)
+                    w++;
+                if (w == len || small_word(text, len, w) > w)
+                    break;
+            }
+        }
+        if (e > b && copy_value(tok, text + b, e - b, 0, out))
+            return -1;
+        at = e;
+    }
+    return 0;
+}
+
+/* A plugin's JSON result as groups: its values (a string's contents, a number, the inside of an array of numbers),
+ * never the keys or the punctuation around them, which an answer in words does not restate; text that is not a
+ * JSON object is one group. */
+static int copy_result(const mt_tokenizer *tok, const char *text, size_t len, tok_ids *out)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)text[i]))
+        i++;
+    if (i == len || text[i] != '{')
+        return copy_value(tok, text, len, 0, out);
+    while (i < len) {
+        char c = text[i];
+        size_t b = i + 1, e = b;
+        int rc = 0;
+        if (c == '"') {
+            while (e < len && text[e] != '"')
+                e += text[e] == '\\' ? 2 : 1;
+            if (e > len)
+                e = len;
+            i = e + 1;
+            size_t k = i;
+            while (k < len && isspace((unsigned char)text[k]))
+                k++;
+            if (k < len && text[k] == ':') /* a key */
+                continue;
+            rc = copy_words(tok, text + b, e - b, out);
+        } else if (c == '-' || isdigit((unsigned char)c)) {
+            b = i;
+            while (e < len && (isalnum((unsigned char)text[e]) || strchr(".+-", text[e])))
+                e++;
+            i = e;
+            rc = copy_value(tok, text + b, e - b, 0, out);
+        } else if (c == '[') {
+            while (e < len && text[e] != ']' && text[e] != '[' && text[e] != '{' && text[e] != '"')
+                e++;
+            if (e == len || text[e] != ']') { /* not an array of numbers: its items are read one by one */
+                i++;
+                continue;
+            }
+            i = e + 1;
+            rc = e > b && copy_value(tok, text + b, e - b, 1, out);
+        } else {
+            i++;
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* A user message as groups: what it quotes (「」 『』 “” "" ``), in order, which is what a call passes on; the whole
+ * message when it quotes nothing. */
+static int copy_quotes(const mt_tokenizer *tok, const char *text, size_t len, tok_ids *out)
+{
+    static const char *const quotes[][2] = {{"\xe3\x80\x8c", "\xe3\x80\x8d"}, {"\xe3\x80\x8e", "\xe3\x80\x8f"},
+                                            {"\xe2\x80\x9c", "\xe2\x80\x9d"}, {"\"", "\""}, {"`", "`"}};
+    size_t groups = out->n;
+    for (size_t at = 0; at < len;) {
+        size_t q = 0, ol = 0;
+        while (q < sizeof quotes / sizeof quotes[0] &&
+               (ol = strlen(quotes[q][0]), at + ol > len || memcmp(text + at, quotes[q][0], ol)))
+            q++;
+        if (q == sizeof quotes / sizeof quotes[0]) {
+            at++;
+            continue;
+        }
+        const char *b = text + at + ol, *close = memmem(b, len - at - ol, quotes[q][1], strlen(quotes[q][1]));
+        if (!close)
+            break;
+        if (close > b && copy_value(tok, b, (size_t)(close - b), 0, out))
+            return -1;
+        at = (size_t)(close - text) + strlen(quotes[q][1]);
+    }
+    return out->n > groups ? 0 : copy_value(tok, text, len, 0, out);
+}
+
+int chat_copy_source(const struct chat_session *s, tok_ids *out)
+{
+    int user = s->n_turns - 1;
+    while (user > 0 && s->turns[user].role != CHAT_USER)
+        user--;
+    for (int i = user + 1; i < s->n_turns; i++)
+        if (s->turns[i].role == CHAT_ENVIRONMENT && copy_result(s->tok, s->turns[i].text, s->turns[i].len, out))
+            return -1;
+    if (!out->n && user >= 0 && copy_quotes(s->tok, s->turns[user].text, s->turns[user].len, out))
+        return -1;
+    return 0;
+}
+
 /* One assistant turn for the history as it is: fits the prompt, generates, appends the reply to the history.
  * *dropped receives the number of old turns the prompt left out. */
 static int assistant_turn(struct chat_session *s, const struct gen_params *p, const char *const *stop_strings,
@@ -519,9 +685,9 @@ static int assistant_turn(struct chat_session *s, const struct gen_params *p, co
      * an answer made up without the result. */
     if (s->plugin_schema)
         r.action_end = tok_special_id(s->tok, CHAT_ACTION_END);
-    tok_ids ids = {0};
+    tok_ids ids = {0}, copy = {0};
     int rc = -1;
-    if (!msgs || !r.decoder || !r.stop) {
+    if (!msgs || !r.decoder || !r.stop || (s->plugin_schema && p->copy_bias != 0 && chat_copy_source(s, &copy))) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
@@ -540,6 +706,8 @@ static int assistant_turn(struct chat_session *s, const struct gen_params *p, co
     struct gen_params q = *p;
     q.stop_tokens = s->stops;
     q.n_stop_tokens = s->n_stops;
+    q.copy_source = copy.v;
+    q.n_copy_source = (int)copy.n;
     int n = gen_run(s->m, s->state, ids.v + reuse, (int)(ids.n - reuse), &q, reply_token, &r, err, errlen);
     s->cached.n = 0;
     if (n < 0 || r.failed) {
@@ -586,6 +754,7 @@ done:
     free(r.text);
     tok_ids_free(&r.generated);
     tok_ids_free(&ids);
+    tok_ids_free(&copy);
     chat_stop_free(r.stop);
     tok_stream_free(r.decoder);
     return rc;

@@ -5,6 +5,7 @@
  *   chat_tool mkmodel DIR VOCAB                               a tiny random InternLM2 model (f32)
  *   chat_tool plugins                                         the ABC plugins on a hand-made tune, bad calls
  *   chat_tool action_stop TOKENIZER                           with plugins a reply ends at <|action_end|>
+ *   chat_tool copy TOKENIZER                                  the copy prior's source, and a reply it steers
  * Roles: system, user, assistant, plugin_system, environment, file. Ids are printed space-separated on one line. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,14 @@ static int plugin_tests(void)
     CHECK(abc_tools_answer_states(keys, "谱中调号为 K:D（D）。主调为 Bm 小调（相关系数 0.66）；调式为 Amix 混合利底亚调式。") &&
               !abc_tools_answer_states(keys, "谱中调号为 K:D（D）。主调为 D 大调（相关系数 0.66）；调式为 Amix 混合利底亚调式。"),
           "key names");
+    CHECK(!abc_tools_answer_states(keys, "谱中调号为 K:D（D）。主调为 Bmix 调（相关系数 0.66）；调式为 Amix 混合利底亚调式。"),
+          "a key name only as the start of another (Bm in Bmix) is not stated");
+    const char *prog = "{\"progression\": \"| D | G D | Em A7 | D |\"}";
+    CHECK(abc_tools_answer_states(prog, "逐小节的和弦进行：\n| D | G D | Em A7 | D |") &&
+              abc_tools_answer_states(prog, "The chord progression:\n| D | G D | Em A7 | D |.") &&
+              !abc_tools_answer_states(prog, "逐小节的和弦进行：\n| D | G D | Em A7 | D | G E | - |") &&
+              !abc_tools_answer_states(prog, "逐小节的和弦进行：\n| D | G D | Em A7 | D |\n- |"),
+          "a progression is stated only without cells after it");
     if (!tu_failures)
         printf("ok: ABC plugins (%d checks)\n", tu_checks);
     return tu_failures ? 1 : 0;
@@ -238,6 +247,98 @@ static int action_stop_tests(const char *tokenizer)
     return tu_failures ? 1 : 0;
 }
 
+/* The copy source's groups as text: the variants of a group joined by "|", the groups by "\n". */
+static char *groups_text(const mt_tokenizer *tok, const tok_ids *src)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    for (size_t i = 0; f && i < src->n;) {
+        size_t e = i + 1;
+        while (e < src->n && src->v[e] >= 0)
+            e++;
+        char err[128], *v = tok_decode(tok, src->v + i + 1, e - i - 1, 0, NULL, err, sizeof err);
+        fprintf(f, "%s%s", i == 0 ? "" : src->v[i] == -1 ? "\n" : "|", v ? v : "?");
+        free(v);
+        i = e;
+    }
+    if (f)
+        fclose(f);
+    return text;
+}
+
+/* The model that says nothing of its own: every logit 0, so greedy decoding writes token 0 unless the copy prior
+ * pulls another. */
+static struct model *indifferent_model(int vocab)
+{
+    struct model_config c = tiny_config(vocab, 1, 512);
+    struct model *m = model_new_random(&c, NN_F32, 5, 0.5f);
+    if (m)
+        memset((float *)m->output.data, 0, (size_t)vocab * c.dim * sizeof(float));
+    return m;
+}
+
+static int copy_tests(const char *tokenizer)
+{
+    char err[512];
+    mt_tokenizer *tok = tok_load(tokenizer, err, sizeof err);
+    CHECK(tok != NULL, "load %s: %s", tokenizer, err);
+    struct model *m = tok ? indifferent_model(tok_vocab_size(tok)) : NULL;
+    struct chat_session *s = m ? chat_session_new(m, tok, NULL, 512, err, sizeof err) : NULL;
+    CHECK(s && !chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, 3), "session: %s", err);
+    if (!s) {
+        model_free(m);
+        tok_free(tok);
+        return 1;
+    }
+    const char *question = "Find \xe3\x80\x8cG A B\xe3\x80\x8d, then `c d`.";
+    chat_session_add(s, CHAT_USER, question, strlen(question));
+    tok_ids src = {0};
+    CHECK(!chat_copy_source(s, &src), "copy source of a question");
+    char *text = groups_text(tok, &src);
+    CHECK(text && !strcmp(text, " G A B|G A B\n c d|c d"), "the quoted phrases, in order: '%s'", text);
+    free(text);
+
+    const char *call = CHAT_ACTION_START "{\"name\": \"abc_find_chord\", \"parameters\": {\"chord\": \"D\"}}"
+        CHAT_ACTION_END;
+    const char *result = "{\"chord\": \"D\", \"bars_with_it\": 2, \"bars\": [1, 13], \"pickup_bar_0\": false, "
+                         "\"mode\": \"Fmix mixolydian\", \"progression\": \"| G | D7 |\"}";
+    chat_session_add(s, CHAT_ASSISTANT, call, strlen(call));
+    chat_session_add(s, CHAT_ENVIRONMENT, result, strlen(result));
+    src.n = 0;
+    CHECK(!chat_copy_source(s, &src), "copy source of a result");
+    text = groups_text(tok, &src);
+    CHECK(text && !strcmp(text, " D|D\n 2|2\n 1, 13|1, 13| 1\xe3\x80\x81" "13|1\xe3\x80\x81" "13\n Fmix|Fmix\n"
+                                " mixolydian|mixolydian\n | G | D7 ||| G | D7 |"),
+          "the result's values, not its keys: '%s'", text);
+    free(text);
+    tok_ids_free(&src);
+
+    /* The indifferent model writes only what the prior pulls: the quoted phrase, then token 0. */
+    for (int bias = 0; bias <= 4; bias += 4) {
+        chat_session_reset(s);
+        struct gen_params p;
+        gen_params_default(&p);
+        p.temperature = 0;
+        p.max_tokens = 8;
+        p.copy_bias = (float)bias;
+        struct chat_reply r;
+        const char *ask = "Where is \xe3\x80\x8c" "c2 B A\xe3\x80\x8d?";
+        int rc = chat_session_reply(s, ask, strlen(ask), &p, NULL, 0, NULL, NULL, &r, err, sizeof err);
+        CHECK(rc == 0, "reply: %s", err);
+        const char *at = rc ? NULL : strstr(r.text, "c2 B A");
+        CHECK(bias ? at && at - r.text <= 1 : !at, "copy bias %d: the reply '%s'", bias, rc ? "" : r.text);
+        if (!rc)
+            free(r.text);
+    }
+    chat_session_free(s);
+    model_free(m);
+    tok_free(tok);
+    if (!tu_failures)
+        printf("ok: the copy prior's source and a reply it steers (%d checks)\n", tu_checks);
+    return tu_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024];
@@ -247,6 +348,8 @@ int main(int argc, char **argv)
         return plugin_tests();
     if (argc == 3 && !strcmp(argv[1], "action_stop"))
         return action_stop_tests(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "copy"))
+        return copy_tests(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "mkmodel")) {
         struct model_config c = tiny_config(atoi(argv[3]), 2, 256);
         struct model *m = model_new_random(&c, NN_F32, 7, 0.5f);

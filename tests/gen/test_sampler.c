@@ -34,8 +34,77 @@ static int emit_count(void *ctx, int token)
     return 0;
 }
 
+/* The greedy pick over 10 tokens whose logits are 0 but for `favourite`, at `lead`, after `history`. */
+static int pick(struct gen_sampler *s, int favourite, float lead, const int *history, int n)
+{
+    float logits[10] = {0};
+    logits[favourite] = lead;
+    return gen_sample(s, logits, history, n);
+}
+
+static struct gen_sampler *copying(struct gen_params *p, const int *source, int n, float bias)
+{
+    *p = params(0, 0, 1, 0, 1, 0);
+    p->copy_source = source, p->n_copy_source = n, p->copy_bias = bias;
+    return gen_sampler_new(p, 10);
+}
+
+/* The copy prior (generate.h) rule by rule, with copy_bias 4: a run of r tokens pulls min(r, 4) * 2, a start 2. */
+static void copy_prior_checks(void)
+{
+    struct gen_params p;
+    int groups[] = {-1, 3, 4, 5, 6, -1, 7, 8, -1, 2};
+    struct gen_sampler *s = copying(&p, groups, 10, 4);
+    int h[] = {0, 3, 4, 5, 6};
+    CHECK(pick(s, 9, 3.9f, h, 3) == 5 && pick(s, 9, 4.1f, h, 3) == 9, "a run of 2 pulls its follower by 4");
+    CHECK(pick(s, 9, 5.9f, h, 4) == 6 && pick(s, 9, 6.1f, h, 4) == 9, "a run of 3 pulls by 6");
+    CHECK(pick(s, 1, 0.1f, h, 5) == 1, "a run that ends its value pulls nothing");
+    CHECK(pick(s, 4, 7.9f, h, 5) != 4 && pick(s, 4, 8.1f, h, 5) == 4,
+          "a value of 4 tokens restated to its end: its tokens are pushed away by 8");
+    gen_sampler_free(s);
+    s = copying(&p, groups, 10, 4);
+    int fresh[] = {0};
+    CHECK(pick(s, 9, 1.9f, fresh, 1) == 3, "no run: the next value's first token is pulled by 2");
+    gen_sampler_free(s);
+    s = copying(&p, groups, 10, 4);
+    CHECK(pick(s, 9, 2.1f, fresh, 1) == 9, "the start pull is no more than 2");
+    gen_sampler_free(s);
+    s = copying(&p, groups, 10, 4);
+    float only[10] = {0};
+    only[3] = -10, only[2] = 1.9f; /* the first value cannot begin; the third is not among the next two */
+    CHECK(gen_sample(s, only, fresh, 1) == 7, "the next two values are pulled, not the third");
+    gen_sampler_free(s);
+    s = copying(&p, groups, 10, 0);
+    CHECK(pick(s, 9, 0.1f, h, 3) == 9, "copy_bias 0: off");
+    gen_sampler_free(s);
+
+    int forks[] = {-1, 4, 1, 2, -1, 4, 1, 3};
+    s = copying(&p, forks, 8, 4);
+    int one[] = {0, 1};
+    CHECK(pick(s, 9, 0.1f, one, 2) == 9, "runs as long that go on differently pull nothing");
+    gen_sampler_free(s);
+
+    /* Restating a value, then going round again: the second time its places push away. The value's first
+     * variant begins with token 5 (as after a space), the second with 6; their places are shared. */
+    int value[] = {-1, 5, 2, 3, -2, 6, 2, 3};
+    s = copying(&p, value, 8, 4);
+    int said[] = {0, 5, 2, 3, 2};
+    for (int i = 1; i <= 3; i++)
+        CHECK(pick(s, 9, 1.0f, said, i) == said[i], "step %d restates the value", i);
+    CHECK(pick(s, 9, 1.0f, said, 4) == 9, "after the value: no pull (the run ends it)");
+    CHECK(pick(s, 3, 1.0f, said, 5) != 3, "going round again: the restated place pushes away");
+    gen_sampler_free(s);
+    s = copying(&p, value, 8, 4);
+    int other[] = {0, 5, 2, 3, 6, 2};
+    for (int i = 1; i <= 5; i++)
+        pick(s, 9, 1.0f, other, i);
+    CHECK(pick(s, 3, 1.0f, other, 6) != 3, "begun again in the other variant: its places were restated too");
+    gen_sampler_free(s);
+}
+
 int main(void)
 {
+    copy_prior_checks();
     float probs[4] = {0.5f, 0.3f, 0.15f, 0.05f}, logits[4];
     for (int i = 0; i < 4; i++)
         logits[i] = logf(probs[i]) + 3.0f; /* softmax ignores the shift */
