@@ -336,6 +336,22 @@ static long next_whole(const char *text, const char **p)
     return -1;
 }
 
+/* Whether answer holds s[0..n) as a whole: not the start of a longer name ("Bm" in "Bmix", "C" in "C#m"), and a
+ * progression not followed by more cells. */
+static int states_whole(const char *answer, const char *s, size_t n)
+{
+    size_t len = strlen(answer);
+    for (const char *at = answer; n && (at = memmem(at, len - (size_t)(at - answer), s, n)); at++) {
+        const char *after = at + n;
+        if (n && s[n - 1] == '|')
+            while (*after == ' ' || *after == '\n')
+                after++;
+        if (!isalnum((unsigned char)*after) && *after != '#' && (s[n - 1] != '|' || (*after != '-' && *after != '|')))
+            return 1;
+    }
+    return 0;
+}
+
 int abc_tools_answer_states(const char *result, const char *answer)
 {
     struct json *r = json_parse(result, strlen(result), NULL, 0);
@@ -356,7 +372,7 @@ int abc_tools_answer_states(const char *result, const char *answer)
             ok = next_whole(answer, &a) == (long)v->items[k].number;
         if (v->type == JSON_STRING && strcmp(key, "pentatonic")) {
             size_t n = strcmp(key, "key") && strcmp(key, "mode") ? strlen(v->string) : strcspn(v->string, " ");
-            ok = memmem(answer, strlen(answer), v->string, n) != NULL;
+            ok = states_whole(answer, v->string, n);
         }
     }
     long rest = next_whole(answer, &a);
