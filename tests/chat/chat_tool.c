@@ -207,6 +207,18 @@ static struct model *constant_model(int vocab, int token)
     return m;
 }
 
+/* The session's greedy reply to text, at most max_tokens tokens, with the copy prior's pull copy_bias. */
+static int greedy_reply(struct chat_session *s, const char *text, int max_tokens, float copy_bias,
+                        struct chat_reply *r, char *err, size_t errlen)
+{
+    struct gen_params p;
+    gen_params_default(&p);
+    p.temperature = 0;
+    p.max_tokens = max_tokens;
+    p.copy_bias = copy_bias;
+    return chat_session_reply(s, text, strlen(text), &p, NULL, 0, NULL, NULL, r, err, errlen);
+}
+
 /* lagent's rule: with plugins, the assistant's turn ends at <|action_end|>; without, the same model goes on. */
 static int action_stop_tests(const char *tokenizer)
 {
@@ -221,19 +233,15 @@ static int action_stop_tests(const char *tokenizer)
         struct chat_session *s = chat_session_new(m, tok, NULL, 512, err, sizeof err);
         CHECK(s && (!plugins || !chat_session_set_plugins(s, abc_tools_schema(), abc_tools_plugin, NULL, 3)),
               "session: %s", err);
-        struct gen_params p;
-        gen_params_default(&p);
-        p.temperature = 0;
-        p.max_tokens = 12;
         struct chat_reply r;
-        int rc = s ? chat_session_reply(s, "hi", 2, &p, NULL, 0, NULL, NULL, &r, err, sizeof err) : -1;
+        int rc = s ? greedy_reply(s, "hi", 12, GEN_COPY_BIAS, &r, err, sizeof err) : -1;
         CHECK(rc == 0, "reply: %s", err);
         if (!rc && plugins)
             CHECK(r.n_generated == 1 && r.stopped && r.n_calls == 0 && !strcmp(r.text, CHAT_ACTION_END),
                   "with plugins the turn ends at the marker: %d tokens, stopped %d, text '%s'", r.n_generated,
                   r.stopped, r.text);
         if (!rc && !plugins)
-            CHECK(r.n_generated == p.max_tokens && !r.stopped,
+            CHECK(r.n_generated == 12 && !r.stopped,
                   "without plugins the marker does not end the turn: %d tokens, stopped %d", r.n_generated,
                   r.stopped);
         if (!rc)
@@ -317,19 +325,12 @@ static int copy_tests(const char *tokenizer)
     /* The indifferent model writes only what the prior pulls: the quoted phrase, then token 0. */
     for (int bias = 0; bias <= 4; bias += 4) {
         chat_session_reset(s);
-        struct gen_params p;
-        gen_params_default(&p);
-        p.temperature = 0;
-        p.max_tokens = 8;
-        p.copy_bias = (float)bias;
         struct chat_reply r;
-        const char *ask = "Where is \xe3\x80\x8c" "c2 B A\xe3\x80\x8d?";
-        int rc = chat_session_reply(s, ask, strlen(ask), &p, NULL, 0, NULL, NULL, &r, err, sizeof err);
+        int rc = greedy_reply(s, "Where is \xe3\x80\x8c" "c2 B A\xe3\x80\x8d?", 8, (float)bias, &r, err, sizeof err);
         CHECK(rc == 0, "reply: %s", err);
         const char *at = rc ? NULL : strstr(r.text, "c2 B A");
         CHECK(bias ? at && at - r.text <= 1 : !at, "copy bias %d: the reply '%s'", bias, rc ? "" : r.text);
-        if (!rc)
-            free(r.text);
+        free(r.text); /* NULL after a failed reply */
     }
     chat_session_free(s);
     model_free(m);
