@@ -25,9 +25,10 @@ static const char *const analyze_help =
     "The Melodist model (-m DIR, default: the shipped model) answers with the ABC engine as its plugin: key and\n"
     "mode (\"what key is it?\", \"什么调？\"), bar and voice counts, where a phrase occurs (\"where is the phrase\n"
     "`GABc`?\", \"旋律「GABc」在第几小节？\"), which bars carry a chord (\"which bars have the chord `D`?\") and the\n"
-    "chord progression per bar; stderr shows the plugin call and its result. When the model makes no plugin call\n"
-    "or a bad one, these questions and the rhythm type are computed by the engine directly (stderr says so); any\n"
-    "other question gets the model's own answer, which is generated, not checked, and marked so on stderr.\n";
+    "chord progression per bar; stderr shows the plugin call and its result (the model restates it under the copy\n"
+    "prior, docs/chat.md). When the model makes no plugin call or a bad one, or its answer does not state the\n"
+    "result, these questions and the rhythm type are computed by the engine directly (stderr says so); any other\n"
+    "question gets the model's own answer, which is generated, not checked, and marked so on stderr.\n";
 
 static int has_any(const char *q, const char *const *words)
 {
