@@ -9,8 +9,9 @@
  *     must parse. Chord symbols from --chords are written at the start of each bar, a motif opens the first bar.
  *   - The body is sampled bar by bar. When a bar line closes a bar, the tune so far is checked by the ABC
  *     validator; a bar that breaks a rule (length against the meter, syntax) is taken back (the KV cache is
- *     rewound) and sampled again, at most `bar_retries` times; then the composer writes the bar itself (the
- *     previous bar again, or the tonic held for a bar) and goes on sampling, or, when neither fits, the tune ends
+ *     rewound) and sampled again, at most `bar_retries` times; then the composer writes the bar itself (in the
+ *     first bar the motif, completed by the tonic held when it is short of a bar, so the control is kept; the
+ *     previous bar again; or the tonic held for a bar) and goes on sampling, or, when none fits, the tune ends
  *     at the last good bar.
  *     With a bar count, the end of the reply is refused until that many bars are written, and the tune is closed
  *     with a final bar line as soon as they are.

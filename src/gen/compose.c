@@ -1002,8 +1002,9 @@ static int try_bar(struct run *u, const char *text, const char *rest, struct che
     return rc;
 }
 
-/* A bar written instead of sampled when no sample fits: the last accepted bar (text[prev..good)) again without
- * its chord symbols, else the tonic held for the whole bar. 1 when one was written, 0 when neither fits. */
+/* A bar written instead of sampled when no sample fits. In the first bar, the motif completed by the tonic held
+ * (the control is kept); else the last accepted bar (text[prev..good)) again without its chord symbols, else the
+ * tonic held for the whole bar. 1 when one was written, 0 when none fits. */
 static int repair_bar(struct run *u, int index, size_t prev, size_t good, const char *rest, struct check *ck)
 {
     struct composer *c = u->c;
@@ -1019,12 +1020,31 @@ static int repair_bar(struct run *u, int index, size_t prev, size_t good, const 
         if (rc)
             return -1;
     }
+    abc_key key;
+    abc_meter meter;
+    abc_frac unit;
+    char e[64];
+    long long units = 0; /* the bar's length in unit notes, 0 when it is not a whole number of them */
+    if (abc_parse_key(u->key, &key, e, sizeof e) && !key.none && abc_parse_meter(u->meter, &meter, e, sizeof e) &&
+        abc_parse_unit(u->unit, &unit, e, sizeof e)) {
+        abc_frac len = abc_frac_div(abc_meter_bar_length(meter), unit);
+        units = len.den == 1 && len.num > 0 ? len.num : 0;
+    }
     char bar[512];
     size_t n = 0;
     int quote = 0;
     if (index < u->p->n_chords && u->p->chords[index][0])
         n = (size_t)snprintf(bar, 64, "\"%.40s\"", u->p->chords[index]);
     size_t chord = n;
+    for (long long held = 0; index == 0 && u->r->motif && u->r->task == COMPOSE_NEW && held < units; held++) {
+        if (held)
+            snprintf(bar + chord, sizeof bar - chord, "%.400s %c%lld|", u->r->motif, key.tonic_letter, held);
+        else
+            snprintf(bar + chord, sizeof bar - chord, "%.400s|", u->r->motif);
+        int r = try_bar(u, bar, rest, ck);
+        if (r)
+            return r;
+    }
     for (size_t i = prev; i < good && n + 1 < sizeof bar; i++) {
         char ch = c->text.s[i];
         if (ch == '"')
@@ -1040,17 +1060,9 @@ static int repair_bar(struct run *u, int index, size_t prev, size_t good, const 
         if (r)
             return r;
     }
-    abc_key key;
-    abc_meter meter;
-    abc_frac unit;
-    char e[64];
-    if (!abc_parse_key(u->key, &key, e, sizeof e) || key.none || !abc_parse_meter(u->meter, &meter, e, sizeof e) ||
-        !abc_parse_unit(u->unit, &unit, e, sizeof e))
+    if (!units)
         return 0;
-    abc_frac len = abc_frac_div(abc_meter_bar_length(meter), unit);
-    if (len.den != 1 || len.num < 1)
-        return 0;
-    snprintf(bar + chord, sizeof bar - chord, "%c%lld|", key.tonic_letter, (long long)len.num);
+    snprintf(bar + chord, sizeof bar - chord, "%c%lld|", key.tonic_letter, units);
     return try_bar(u, bar, rest, ck);
 }
 
@@ -1119,7 +1131,7 @@ static int body(struct run *u)
             if (rewind_to(c, mark, u->err, u->errlen))
                 goto fail;
             if (++tries > retries) {
-                /* no sampled bar fits: a written one does (the previous bar again, or the tonic held) */
+                /* no sampled bar fits: a written one does (repair_bar) */
                 int r = repair_bar(u, bars, prev, good, rest, &ck);
                 if (r < 0)
                     goto fail;

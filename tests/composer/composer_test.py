@@ -209,5 +209,26 @@ check(count.get("questions") == 2 and count.get("plugin_called") == (1 if result
       count.get("accuracy_with_plugin") == (0.5 if chat_right else 0),
       f"eval: the plugin columns agree with the chat (call {call}, reply {answer.strip()!r}): {count}")
 
+# A model that cannot write a bar (random weights, the shipped tokenizer): every bar is written by the composer,
+# and the motif asked for still opens the tune, completed to a bar by the tonic (docs: compose.h).
+if len(sys.argv) > 4:
+    random_model = os.path.join(out, "random-model")
+    os.makedirs(random_model, exist_ok=True)
+    subprocess.run([sys.argv[4], "mkmodel", random_model, "2048"], check=True)
+    config_path = os.path.join(random_model, "config.json")
+    config = json.load(open(config_path))
+    config["max_position_embeddings"] = 1024  # RoPE: the prompt needs more than mkmodel's 256 positions
+    json.dump(config, open(config_path, "w"))
+    shutil.copy(os.path.join(model, "tokenizer.model"), random_model)
+    for motif, meter in (("F2c2", "4/4"), ("F2cAAc", "6/8"), ("F2c2cAAc", "4/4")):
+        rc, so, se = run("compose", "-m", random_model, "--motif", motif, "--meter", meter, "--key", "F",
+                         "--bars", "4", "--seed", "1")
+        body = so.split("K:F\n", 1)[-1]
+        path = os.path.join(out, "random-motif.abc")
+        open(path, "w").write(so)
+        check(rc == 0 and "written by the composer" in se and body.startswith(motif) and
+              bars_of(path) == 4 and not abc2midi_errors(path),
+              f"no sampled bar fits: the composer keeps the motif {motif} in {meter}: {body.strip()!r}")
+
 print(f"{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
