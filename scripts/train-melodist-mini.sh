@@ -9,10 +9,11 @@
 # answered through an ABC-engine plugin call, docs/data.md "Tool use"), stage 3 on them (balanced by family) and the
 # pre-training text, stage 4 on everything; they are not in the tokenizer's text, so the tokenizer and stage 1 do
 # not depend on them. Stage 5 trains on the balanced tool-use mix, the pre-training text and every 3rd record of the
-# SFT mix for 10,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md).
+# SFT mix for 10,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md); stage 6
+# goes on with the same mix for 2,500 steps at a lower learning rate (3e-4 to 1e-4).
 # Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]
-#   --skip-train  everything but the two training runs (quantizes the last stage-2 checkpoint)
-#   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-5
+#   --skip-train  everything but the training runs (quantizes the last stage-6 checkpoint)
+#   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-6
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
@@ -83,15 +84,15 @@ fi
 # adds the SFT mix back for a short run (stage 3 alone made the model forget how to answer a composition request).
 # (Editing this script while it runs breaks the run: bash reads it as it goes.)
 if (( !skip_train )); then
-  for run in run2 run3 run4 run6; do
+  for run in run2 run3 run4 run6 run7; do
     if [[ -d "$work/$run" ]]; then mv "$work/$run" "$work/$run.previous.$(date +%s)"; fi
   done
-  for stage in 2 3 4 5; do
+  for stage in 2 3 4 5 6; do
     "$melodist" train --config configs/melodist-mini-stage$stage.json
   done
 fi
 
-last=$(ls -d "$work"/run6/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run7/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {
