@@ -521,6 +521,11 @@ static int copy_variant(const mt_tokenizer *tok, const char *text, size_t len, i
  * also with the Chinese enumeration comma ("1、2"). */
 static int copy_value(const mt_tokenizer *tok, const char *text, size_t len, int list, tok_ids *out)
 {
+    if (push_id(out, -1) || copy_variant(tok, text, len, 1, out) || push_id(out, -2) ||
+        copy_variant(tok, text, len, 0, out))
+        return -1;
+    if (!list)
+        return 0;
     char *listed = malloc(3 * len + 1);
     if (!listed)
         return -1;
@@ -535,10 +540,8 @@ static int copy_value(const mt_tokenizer *tok, const char *text, size_t len, int
             listed[n++] = text[i];
         }
     }
-    int rc = push_id(out, -1) || copy_variant(tok, text, len, 1, out) || push_id(out, -2) ||
-             copy_variant(tok, text, len, 0, out) ||
-             (list && (push_id(out, -2) || copy_variant(tok, listed, n, 1, out) || push_id(out, -2) ||
-                       copy_variant(tok, listed, n, 0, out)));
+    int rc = push_id(out, -2) || copy_variant(tok, listed, n, 1, out) || push_id(out, -2) ||
+             copy_variant(tok, listed, n, 0, out);
     free(listed);
     return rc ? -1 : 0;
 }
@@ -607,7 +610,7 @@ static int copy_result(const mt_tokenizer *tok, const char *text, size_t len, to
             rc = copy_words(tok, text + b, e - b, out);
         } else if (c == '-' || isdigit((unsigned char)c)) {
             b = i;
-            while (e < len && (isalnum((unsigned char)text[e]) || strchr(".+-", text[e])))
+            while (e < len && (isalnum((unsigned char)text[e]) || (text[e] && strchr(".+-", text[e]))))
                 e++;
             i = e;
             rc = copy_value(tok, text + b, e - b, 0, out);
@@ -658,7 +661,7 @@ static int copy_quotes(const mt_tokenizer *tok, const char *text, size_t len, to
 int chat_copy_source(const struct chat_session *s, tok_ids *out)
 {
     int user = s->n_turns - 1;
-    while (user > 0 && s->turns[user].role != CHAT_USER)
+    while (user >= 0 && s->turns[user].role != CHAT_USER)
         user--;
     for (int i = user + 1; i < s->n_turns; i++)
         if (s->turns[i].role == CHAT_ENVIRONMENT && copy_result(s->tok, s->turns[i].text, s->turns[i].len, out))
