@@ -99,6 +99,10 @@ static int read_sampling(struct conn *c, const struct json *req, struct sampling
         return -1;
     if (given)
         g->p.repetition_penalty = (float)x;
+    if (number_field(c, req, "copy_bias", 0, 100, 0, &x, &given))
+        return -1;
+    if (given)
+        g->p.copy_bias = (float)x;
     const char *max_key = field(req, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     if (number_field(c, req, max_key, 1, 1e7, 1, &x, &g->max_given))
         return -1;

@@ -205,6 +205,8 @@ cases = [
     ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', 400,
      "invalid_value"),
     ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "n": 2}', 400, "invalid_value"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "copy_bias": -1}', 400,
+     "invalid_value"),
     ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}', 400,
      "invalid_type"),
     ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}', 400,
@@ -262,7 +264,7 @@ def random_value(depth=0):
 
 
 fields = ["messages", "prompt", "temperature", "top_p", "top_k", "min_p", "max_tokens", "stop", "seed", "n",
-          "stream", "stream_options", "repetition_penalty", "abc"]
+          "stream", "stream_options", "repetition_penalty", "copy_bias", "abc"]
 bases = {"/v1/chat/completions": {"messages": [{"role": "system", "content": SYSTEM},
                                                {"role": "user", "content": "hi"}], "max_tokens": 4},
          "/v1/completions": {"prompt": "X:1\n", "max_tokens": 4}, "/v1/abc/check": {"abc": "X:1\nK:C\nCDE|\n"}}
