@@ -829,6 +829,7 @@ struct report {
     struct gen_stats con, fre, unc, ngr;
     double held_pc[12], held_iv[EVAL_INTERVALS];
     struct analysis_rates acc[N_FAMILIES];
+    float copy_bias; /* of the answers with plugins */
     int used, order, have_ngram;
 };
 
@@ -883,9 +884,9 @@ static void markdown(const struct report *r, FILE *out)
     cell(out, r->fre.valid.n ? eval_tv_distance(r->fre.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     cell(out, r->ngr.valid.n ? eval_tv_distance(r->ngr.iv, r->held_iv, EVAL_INTERVALS) : NAN, 0);
     fprintf(out, " | |\n");
-    fprintf(out, "\n| analysis answers (held-out SFT questions) | questions | model alone | model with ABC plugin | "
-                 "plugin call made | the family's plugin called | target | result |\n"
-                 "|---|---|---|---|---|---|---|---|\n");
+    fprintf(out, "\n| analysis answers (held-out SFT questions) | questions | model alone | model with ABC plugin "
+                 "(copy prior %g) | plugin call made | the family's plugin called | target | result |\n"
+                 "|---|---|---|---|---|---|---|---|\n", r->copy_bias);
     for (size_t f = 0; f < N_FAMILIES; f++) {
         fprintf(out, "| %s | %ld |", families[f], r->acc[f].alone.n);
         cell(out, rate_of(&r->acc[f].alone), 1);
@@ -914,6 +915,7 @@ static void json(const struct report *r, const char *dir, const char *data)
     jnum("validity", rate_of(&r->con.valid), 1);
     jnum("bar_correct", rate_of(&r->con.bars_fit), 1);
     printf("\"generation_requests\":%d,", r->used);
+    jnum("copy_bias", r->copy_bias, 1);
     json_gen("composer", &r->con, r->held_pc, r->held_iv, 1);
     json_gen("free", &r->fre, r->held_pc, r->held_iv, 1);
     json_gen("unconditioned", &r->unc, r->held_pc, r->held_iv, 1);
@@ -996,6 +998,7 @@ int cmd_eval(int argc, char **argv)
         return 2;
     }
     struct eval_ctx e = {.seed = seed, .copy_bias = copy_bias};
+    r.copy_bias = copy_bias;
     struct docs data = {0}, train = {0};
     int rc = 1;
     if (docs_read(data_path, &data) || (train_path && docs_read(train_path, &train)))
