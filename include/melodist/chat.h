@@ -135,8 +135,8 @@ struct chat_reply {
  * - after a plugin result: the result's values, never its keys: a string's contents (a word in small letters,
  *   "minor", on its own: a Chinese answer translates it), a number, the inside of an array of numbers (also
  *   written with "、" between the numbers, as a Chinese list is);
- * - before any result: what the newest user message quotes (「」 『』 “” "" ``), which a call passes on, or the
- *   whole message when it quotes nothing.
+ * - before any result: what the newest user message quotes (「」 『』 “” "" ``), which a call passes on (nothing
+ *   when it quotes nothing: a call without a parameter copies no text).
  * Each value is written after a space and as it is. Appends to *out; -1 when out of memory. */
 int chat_copy_source(const struct chat_session *s, tok_ids *out);
 

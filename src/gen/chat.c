@@ -632,13 +632,11 @@ static int copy_result(const mt_tokenizer *tok, const char *text, size_t len, to
     return 0;
 }
 
-/* A user message as groups: what it quotes (「」 『』 “” "" ``), in order, which is what a call passes on; the whole
- * message when it quotes nothing. */
+/* A user message as groups: what it quotes (「」 『』 “” "" ``), in order, which is what a call passes on. */
 static int copy_quotes(const mt_tokenizer *tok, const char *text, size_t len, tok_ids *out)
 {
     static const char *const quotes[][2] = {{"\xe3\x80\x8c", "\xe3\x80\x8d"}, {"\xe3\x80\x8e", "\xe3\x80\x8f"},
                                             {"\xe2\x80\x9c", "\xe2\x80\x9d"}, {"\"", "\""}, {"`", "`"}};
-    size_t groups = out->n;
     for (size_t at = 0; at < len;) {
         size_t q = 0, ol = 0;
         while (q < sizeof quotes / sizeof quotes[0] &&
@@ -655,7 +653,7 @@ static int copy_quotes(const mt_tokenizer *tok, const char *text, size_t len, to
             return -1;
         at = (size_t)(close - text) + strlen(quotes[q][1]);
     }
-    return out->n > groups ? 0 : copy_value(tok, text, len, 0, out);
+    return 0;
 }
 
 int chat_copy_source(const struct chat_session *s, tok_ids *out)

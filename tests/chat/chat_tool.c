@@ -299,9 +299,11 @@ static int copy_tests(const char *tokenizer)
         tok_free(tok);
         return 1;
     }
+    tok_ids src = {0};
+    chat_session_add(s, CHAT_USER, "How many bars?", 14);
+    CHECK(!chat_copy_source(s, &src) && src.n == 0, "a question that quotes nothing: nothing to copy (%zu)", src.n);
     const char *question = "Find \xe3\x80\x8cG A B\xe3\x80\x8d, then `c d`.";
     chat_session_add(s, CHAT_USER, question, strlen(question));
-    tok_ids src = {0};
     CHECK(!chat_copy_source(s, &src), "copy source of a question");
     char *text = groups_text(tok, &src);
     CHECK(text && !strcmp(text, " G A B|G A B\n c d|c d"), "the quoted phrases, in order: '%s'", text);
