@@ -14,7 +14,8 @@
  *     previous bar again; or the tonic held for a bar) and goes on sampling, or, when none fits, the tune ends
  *     at the last good bar.
  *     With a bar count, the end of the reply is refused until that many bars are written, and the tune is closed
- *     with a final bar line as soon as they are.
+ *     with a final bar line as soon as they are. A line break is never sampled inside a bar: lines end at bar
+ *     lines, as in the canonical layout the model was trained on.
  *   - The finished tune is validated once more; failing that, the whole tune is sampled again with the next seed
  *     (at most `tune_retries` times). What was retried is counted in compose_result.
  *

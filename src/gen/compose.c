@@ -658,6 +658,7 @@ struct composer {
     int ctx_len;
     int stops[2], n_stops;
     float *logits;           /* a copy of the last logits, for masking */
+    unsigned char *breaks;   /* per token: its text has a line break before any bar line (breaks a bar) */
     const float *last;       /* the model's logits after the last token */
     tok_stream *stream;
     /* the reply so far */
@@ -688,7 +689,17 @@ struct composer *composer_new(const struct model *m, const mt_tokenizer *tok, ch
     c->ids = malloc((size_t)c->ctx_len * sizeof *c->ids);
     c->text_end = malloc((size_t)c->ctx_len * sizeof *c->text_end);
     c->stream = tok_stream_new(tok, TOK_SKIP_SPECIAL);
-    if (!c->state || !c->logits || !c->ids || !c->text_end || !c->stream) {
+    c->breaks = calloc((size_t)m->config.vocab_size, 1);
+    for (int id = 0; c->breaks && id < m->config.vocab_size && id < tok_vocab_size(tok); id++) {
+        size_t len;
+        char *piece = tok_decode(tok, &id, 1, 0, &len, err, errlen);
+        if (!piece)
+            continue;
+        const char *nl = memchr(piece, '\n', len);
+        c->breaks[id] = nl && !memchr(piece, '|', (size_t)(nl - piece));
+        free(piece);
+    }
+    if (!c->state || !c->logits || !c->ids || !c->text_end || !c->stream || !c->breaks) {
         snprintf(err, errlen, "out of memory for a %d-token context", c->ctx_len);
         composer_free(c);
         return NULL;
@@ -707,6 +718,7 @@ void composer_free(struct composer *c)
         return;
     model_state_free(c->state);
     free(c->logits);
+    free(c->breaks);
     free(c->ids);
     free(c->text_end);
     tok_stream_free(c->stream);
@@ -762,14 +774,19 @@ static int force(struct composer *c, const char *text, char *err, size_t errlen)
     return rc ? rc : show(c, err, errlen);
 }
 
-/* Samples the next token; stop tokens only when `may_stop`. Returns the id, or -1 at a stop token. */
-static int sample(struct composer *c, int may_stop)
+/* Samples the next token; stop tokens only when `may_stop`, and no line break inside a bar when `in_bar` (ABC
+ * allows one, but a bar split over two lines reads badly and the canonical layout never has it). Returns the id,
+ * or -1 at a stop token. */
+static int sample(struct composer *c, int may_stop, int in_bar)
 {
     int vocab = c->m->config.vocab_size;
     memcpy(c->logits, c->last, (size_t)vocab * sizeof *c->logits);
     if (!may_stop)
         for (int i = 0; i < c->n_stops; i++)
             c->logits[c->stops[i]] = -INFINITY;
+    for (int id = 0; in_bar && id < vocab; id++)
+        if (c->breaks[id])
+            c->logits[id] = -INFINITY;
     int id = gen_sample(c->sampler, c->logits, c->ids, c->n_ids);
     c->n_sampled++;
     for (int i = 0; i < c->n_stops; i++)
@@ -815,7 +832,7 @@ static int sample_field(struct composer *c, const char *field, int (*ok)(const c
             return -1;
         int done = 0;
         for (int i = 0; i < 48 && !done; i++) {
-            int id = sample(c, 0);
+            int id = sample(c, 0, 0);
             if (accept(c, id, err, errlen))
                 return -1;
             done = strchr(c->text.s + start, '\n') != NULL;
@@ -923,6 +940,16 @@ static size_t closed_bar(const char *s, size_t from)
         }
     }
     return 0;
+}
+
+/* Whether s[from..len) ends inside a bar: music written after its last bar line (or from `from` when it has none). */
+static int inside_bar(const char *s, size_t from, size_t len)
+{
+    size_t after = from;
+    for (size_t i = from; i < len; i++)
+        if (s[i] == '|')
+            after = i + 1;
+    return strspn(s + after, " \t\r\n:]") < len - after;
 }
 
 /* A rest filling one bar of `meter` in `unit`, so that the bar before it is not the tune's last ("z6|"). */
@@ -1098,7 +1125,7 @@ static int body(struct run *u)
                 ended = 1;
                 break;
             }
-            int id = sample(c, !target);
+            int id = sample(c, !target, inside_bar(c->text.s, seg, c->text.len));
             if (id < 0) {
                 ended = 1;
                 break;
@@ -1208,7 +1235,7 @@ static int sample_chord(struct run *u)
             return -1;
         char *close = NULL;
         for (int i = 0; i < 8 && !close; i++) {
-            int id = sample(c, 0);
+            int id = sample(c, 0, 0);
             if (accept(c, id, u->err, u->errlen))
                 return -1;
             close = strchr(c->text.s + start + 1, '"');

@@ -73,6 +73,15 @@ check(not errs, f"abc2midi reads it without errors or bar warnings {errs[:3]}")
 check(bars_of(path) == 8, f"8 bars (got {bars_of(path)})")
 check(run(*args)[1] == tune, "the same seed gives the same tune")
 
+# No bar is split over two lines: every line of music ends with a bar line (seeds 1-12 of a 16-bar tune; before
+# the composer kept line breaks out of bars, 3 lines of these 12 tunes broke a bar).
+broken = []
+for seed in range(1, 13):
+    rc, so, se = run("compose", "-m", model, "--seed", str(seed), "--bars", "16")
+    body = so.split("\nK:", 1)[-1].split("\n")[1:]
+    broken += [f"seed {seed}: {line!r}" for line in body if line.strip() and not re.search(r"[]|:]\s*$", line)]
+check(not broken, f"every line of music ends with a bar line: {broken[:3]}")
+
 # Files: MIDI (read by mftext), WAV, ABC, SVG when abcm2ps is there.
 files = {k: os.path.join(out, "t." + k) for k in ("abc", "mid", "wav", "svg")}
 extra = ["-o", files["abc"], "--midi", files["mid"], "--wav", files["wav"]]
