@@ -10,6 +10,7 @@
 #include "abc_input.h"
 #include "commands.h"
 #include "compose_cli.h"
+#include "gen_options.h"
 #include "melodist/abc.h"
 #include "melodist/abc_analysis.h"
 #include "melodist/abc_tools.h"
@@ -946,7 +947,9 @@ int cmd_eval(int argc, char **argv)
     long limit = 0;
     struct report r = {.order = 4};
     uint64_t seed = 1;
-    float copy_bias = GEN_COPY_BIAS;
+    struct gen_params plugin_params; /* only its copy_bias is used: --copy-bias as the model commands read it */
+    gen_params_default(&plugin_params);
+    int unused_threads;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -984,8 +987,8 @@ int cmd_eval(int argc, char **argv)
             r.order = atoi(v);
         else if (!strcmp(a, "--seed"))
             seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--copy-bias") && atof(v) >= 0)
-            copy_bias = (float)atof(v);
+        else if (!strcmp(a, "--copy-bias") && gen_option(a, v, 0, &plugin_params, &unused_threads) == 1)
+            continue;
         else if (!strcmp(a, "--threads") && atoi(v) > 0)
             nn_set_threads(atoi(v));
         else {
@@ -997,8 +1000,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "melodist eval: give the held-out tunes with --data FILE.abc\n%s", eval_help);
         return 2;
     }
-    struct eval_ctx e = {.seed = seed, .copy_bias = copy_bias};
-    r.copy_bias = copy_bias;
+    struct eval_ctx e = {.seed = seed, .copy_bias = plugin_params.copy_bias};
+    r.copy_bias = e.copy_bias;
     struct docs data = {0}, train = {0};
     int rc = 1;
     if (docs_read(data_path, &data) || (train_path && docs_read(train_path, &train)))

@@ -192,6 +192,9 @@ report = json.loads(so) if rc == 0 else {}
 check(rc == 0 and report.get("bits_per_char", 0) > 0 and 0 <= report.get("validity", -1) <= 1 and
       0 <= report.get("bar_correct", -1) <= 1, f"eval --json reports bits_per_char, validity, bar_correct ({se[-200:]})")
 check(report.get("ngram", {}).get("bits_per_char", 0) > 0, "eval builds the n-gram baseline")
+for bad in ("abc", "-1", "101"):
+    rc, so, se = run("eval", "-m", model, "--data", heldout, "--copy-bias", bad)
+    check(rc == 2 and f"bad value: --copy-bias {bad}" in se, f"eval --copy-bias {bad}: a clear error ({rc}, {se[:80]!r})")
 
 # The eval's plugin column on hand-made questions: the same bar-count question with its right answer and with a
 # wrong one (a bar too many). Oracle: the chat above (same question, same greedy decoding, another code path):
