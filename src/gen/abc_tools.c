@@ -341,12 +341,12 @@ static long next_whole(const char *text, const char **p)
 static int states_whole(const char *answer, const char *s, size_t n)
 {
     size_t len = strlen(answer);
+    int progression = n && s[n - 1] == '|';
     for (const char *at = answer; n && (at = memmem(at, len - (size_t)(at - answer), s, n)); at++) {
         const char *after = at + n;
-        if (n && s[n - 1] == '|')
-            while (*after == ' ' || *after == '\n')
-                after++;
-        if (!isalnum((unsigned char)*after) && *after != '#' && (s[n - 1] != '|' || (*after != '-' && *after != '|')))
+        while (progression && (*after == ' ' || *after == '\n'))
+            after++;
+        if (!isalnum((unsigned char)*after) && *after != '#' && !(progression && (*after == '-' || *after == '|')))
             return 1;
     }
     return 0;

@@ -171,21 +171,31 @@ static void next_groups(const struct gen_params *p, const unsigned char *copied,
     }
 }
 
+/* next_groups callbacks: pull the starts toward being written, or find the one the last token began. */
 struct start_pull {
     const struct gen_params *p;
     float *logits;
     int vocab;
-    int last;      /* the token just emitted, or -1 */
-    int begun;     /* the start it began, or -1 */
 };
 
 static void pull_start(void *ctx, int e)
 {
     struct start_pull *s = ctx;
     int t = s->p->copy_source[e];
-    if (s->logits && t < s->vocab)
+    if (t < s->vocab)
         s->logits[t] += 0.5f * s->p->copy_bias;
-    if (!s->logits && s->begun < 0 && t == s->last)
+}
+
+struct start_match {
+    const struct gen_params *p;
+    int token; /* the token just emitted, or -1 */
+    int begun; /* the first start it matches, or -1 */
+};
+
+static void match_start(void *ctx, int e)
+{
+    struct start_match *s = ctx;
+    if (s->begun < 0 && s->p->copy_source[e] == s->token)
         s->begun = e;
 }
 
@@ -202,8 +212,8 @@ static void copy_prior(struct gen_sampler *s, float *l, const int *history, int 
     if (s->follow >= 0 && last == p->copy_source[s->follow]) {
         mark_copied(p, s->copied, s->follow);
     } else {
-        struct start_pull begin = {p, NULL, s->vocab, last, -1};
-        next_groups(p, s->copied, COPY_NEXT_GROUPS, pull_start, &begin);
+        struct start_match begin = {p, last, -1};
+        next_groups(p, s->copied, COPY_NEXT_GROUPS, match_start, &begin);
         if (begin.begun >= 0)
             mark_copied(p, s->copied, begin.begun);
     }
@@ -223,7 +233,7 @@ static void copy_prior(struct gen_sampler *s, float *l, const int *history, int 
                 l[t] -= 2 * p->copy_bias;
         }
     } else if (!run) {
-        struct start_pull pull = {p, l, s->vocab, last, -1};
+        struct start_pull pull = {p, l, s->vocab};
         next_groups(p, s->copied, COPY_NEXT_GROUPS, pull_start, &pull);
     } else if (s->follow >= 0) {
         /* The longer the run, the surer the copy: the pull grows with it, from half copy_bias to twice. A place
