@@ -10,21 +10,26 @@
 # pre-training text, stage 4 on everything; they are not in the tokenizer's text, so the tokenizer and stage 1 do
 # not depend on them. Stage 5 trains on the balanced tool-use mix, the pre-training text and every 3rd record of the
 # SFT mix for 10,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md); stage 6
-# goes on with the same mix for 2,500 steps at a lower learning rate (3e-4 to 1e-4).
-# Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]
-#   --skip-train  everything but the training runs (quantizes the last stage-6 checkpoint)
-#   --stage2      rebuild the data and the mixes, keep the tokenizer and the stage-1 checkpoint, train stages 2-6
+# goes on with the same mix for 2,500 steps at a lower learning rate (3e-4 to 1e-4); stage 7 goes on with it for
+# 1,500 steps more (2e-4 to 5e-5), after the genre questions became questions of the dance rhythm (abc_rhythm).
+# Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --from-stage N]
+#   --skip-train    everything but the training runs (quantizes the last stage-7 checkpoint)
+#   --from-stage N  rebuild the data and the mixes, keep the tokenizer and the checkpoints of the stages before N
+#                   (2-7), train stages N-7
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
 data_root=${MELODIST_DATA:-../shared/data}
 work=out/melodist-mini
-skip_train=0 stage2_only=0
+usage="usage: scripts/train-melodist-mini.sh [--skip-train | --from-stage N]"
+skip_train=0 from_stage=1
 case "${1:-}" in
   --skip-train) skip_train=1 ;;
-  --stage2) stage2_only=1 ;;
+  --from-stage)
+    [[ "${2:-}" =~ ^[2-7]$ ]] || { echo "train-melodist-mini: --from-stage takes a stage from 2 to 7; $usage" >&2; exit 2; }
+    from_stage=$2 ;;
   "") ;;
-  *) echo "usage: scripts/train-melodist-mini.sh [--skip-train | --stage2]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 
 [[ -x "$melodist" ]] || { echo "train-melodist-mini: $melodist not built (run: make build)" >&2; exit 1; }
@@ -57,10 +62,14 @@ with open(f"{work}/data/sft.xtuner.jsonl", encoding="utf-8") as src, \
                 text.write(turn["system"].rstrip("\n") + "\n")
             text.write(turn["input"].rstrip("\n") + "\n" + turn["output"].rstrip("\n") + "\n")
 # Stage 3's tool-use mix: every family's tool-use records repeated up to the count of the largest family, so that
-# which plugin a question needs is not learnt as "the commonest one" (docs/data.md "Tool use").
+# which plugin a question needs is not learnt as "the commonest one" (docs/data.md "Tool use"). The key records
+# whose result names a pentatonic scale count as a family of their own: one key answer in eight has the
+# pentatonic clause, and the model had learnt to leave it out.
 tools = collections.defaultdict(list)
 for line in open(f"{work}/data/sft.tools.jsonl", encoding="utf-8"):
-    tools[json.loads(line)["task"]].append(line)
+    record = json.loads(line)
+    result = record["messages"][4]["content"]
+    tools[record["task"] + (" pentatonic" if '"pentatonic"' in result else "")].append(line)
 most = max(len(v) for v in tools.values())
 with open(f"{work}/data/sft.tools.balanced.jsonl", "w", encoding="utf-8") as out:
     for task in sorted(tools):
@@ -76,7 +85,7 @@ PY
 
 # Stage 1 from random weights, stage 2 continues from stage 1's last checkpoint with a fresh cosine schedule and
 # another data order (MODEL_CARD.md, "Recipe").
-if (( !stage2_only )); then
+if (( from_stage == 1 )); then
   scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/data/sft.txt" -o "$work/tokenizer" -v 2048
   (( skip_train )) || "$melodist" train --config configs/melodist-mini.json
 fi
@@ -84,15 +93,17 @@ fi
 # adds the SFT mix back for a short run (stage 3 alone made the model forget how to answer a composition request).
 # (Editing this script while it runs breaks the run: bash reads it as it goes.)
 if (( !skip_train )); then
-  for run in run2 run3 run4 run6 run7; do
-    if [[ -d "$work/$run" ]]; then mv "$work/$run" "$work/$run.previous.$(date +%s)"; fi
-  done
-  for stage in 2 3 4 5 6; do
+  # stage N writes run N+1 (stage 5 wrote run6 at first and the name stayed: stage 4 had run4, stage 5's first
+  # try run5)
+  runs=([2]=run2 [3]=run3 [4]=run4 [5]=run6 [6]=run7 [7]=run8)
+  for stage in $(seq $(( from_stage > 2 ? from_stage : 2 )) 7); do
+    run=$work/${runs[$stage]}
+    if [[ -d "$run" ]]; then mv "$run" "$run.previous.$(date +%s)"; fi
     "$melodist" train --config configs/melodist-mini-stage$stage.json
   done
 fi
 
-last=$(ls -d "$work"/run7/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run8/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {

@@ -25,6 +25,15 @@
  * one bar tried too) with the first section of every label so far; it takes the label it matches in at
  * least 60% of its bars, else the next new letter.
  *
+ * Rhythm type (rhythm.c): the dance rhythm the meter and the note pattern fit, by the conventions of the
+ * British and Irish dance repertoire: 6/8 jig, 9/8 slip jig, 12/8 slide, 3/4 waltz, 2/4 polka; in 4/4 and 2/2,
+ * of the quarter beats of full bars that the first voice splits into two notes, a strathspey when at least 15%
+ * are short-long (Scotch snaps) and half are uneven, a hornpipe when half are long-short (dotted), else a reel.
+ * Other meters name none. It cannot tell a song from a dance, a polka from a march or a waltz from a mazurka,
+ * nor a hornpipe written in even notes (the Nottingham habit) from a reel. On the Nottingham collection's files
+ * it names 810 of the 811 jigs, slip jigs, waltzes and 4/4 or 2/2 reels as their file does, and calls 64 of the
+ * 65 hornpipes reels (tests/abc_analysis/oracle_rhythm.py). Balkan dances in 2/4, 9/8 or 4/4 are none of these.
+ *
  * Melody search (search.c): the melody of a voice is its written notes in order (ties merged, grace notes and
  * rests skipped, the top note of a chord); a phrase matches where the sequence of pitch intervals is the same
  * (transposition-invariant), and with rhythm also the ratios of the durations (tempo-invariant). */
@@ -84,6 +93,7 @@ typedef struct abc_analysis {
     size_t bars_played;      /* bars in playback order (repeats, endings and parts expanded) */
     size_t n_voices;
     abc_meter meter;         /* meter in force at the first note (M: after K: counts: the Nottingham habit) */
+    const char *rhythm_type; /* the dance rhythm of meter and notes (static: "jig", "reel", ...), NULL if none */
     abc_key declared;        /* the first K: of the header */
     bool key_declared;       /* that K: is readable and has a tonic */
     bool keys_detected;      /* the tune has notes: key, ks and modal below are meaningful */

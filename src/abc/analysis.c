@@ -192,6 +192,7 @@ int abc_analyze(const abc_tune *t, const abc_model *m, abc_analysis *a)
                           m->bars[m->play_order[i]].len.num > 0;
     a->n_voices = m->n_voices;
     a->meter = first_meter(t, m);
+    a->rhythm_type = abc_rhythm_type_of(m, a->meter);
     /* the collection's field: the first K: (a second K: before the music is a key change) */
     const char *k = abc_tune_field(t, 'K');
     char err[128];

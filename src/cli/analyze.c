@@ -180,6 +180,10 @@ static void genre_answer(const abc_model *m, const abc_analysis *a, int zh)
     else
         printf(zh ? "谱中没有写节奏类型（R:）；拍号为 %s。\n" : "The tune names no rhythm type (R:); its meter is %s.\n",
                meter);
+    if (a->rhythm_type)
+        printf(zh ? "按拍号与节奏（英国与爱尔兰舞曲的惯例），它是 %s。\n"
+                  : "By its meter and rhythm (the conventions of British and Irish dance music), it is a %s.\n",
+               a->rhythm_type);
 }
 
 /* The model's answer with the ABC plugins (greedy). Returns 0 with *answer and *result (the last plugin result,

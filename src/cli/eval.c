@@ -606,8 +606,8 @@ static const char *const families[] = {"key_mode", "analysis_count", "genre", "a
                                        "analysis_find_chord", "analysis_progression"};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
-/* The plugin that answers each family's question (abc_tools.h); genre has none. */
-static const char *const family_plugins[] = {"abc_key", "abc_count", NULL, "abc_find_melody", "abc_find_chord",
+/* The plugin that answers each family's question (abc_tools.h). */
+static const char *const family_plugins[] = {"abc_key", "abc_count", "abc_rhythm", "abc_find_melody", "abc_find_chord",
                                              "abc_progression"};
 
 struct analysis_rates {
@@ -750,11 +750,9 @@ static int analysis(struct eval_ctx *e, const char *path, int per_family, struct
                     answer_line(answers, families[f], in->string, out->string, alone, answer, s, right_alone,
                                 right_plugin);
                 free(alone);
-                if (family_plugins[f]) {
-                    char name[64];
-                    first_call(s, name, sizeof name);
-                    rate_add(&acc[f].right, !strcmp(name, family_plugins[f]));
-                }
+                char name[64];
+                first_call(s, name, sizeof name);
+                rate_add(&acc[f].right, !strcmp(name, family_plugins[f]));
                 free(answer);
                 counts[f]++;
                 progress("analysis question %s %d", families[f], counts[f]);

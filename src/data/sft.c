@@ -143,6 +143,8 @@ static const struct genre genres[] = {
     {"jig", "吉格舞曲", "jig", "欢快跳跃", "merry"},
     {"reel", "里尔舞曲", "reel", "热情奔放", "energetic"},
     {"hornpipe", "号笛舞曲", "hornpipe", "稳健", "sturdy"},
+    {"strathspey", "斯特拉斯贝舞曲", "strathspey", "顿挫有致", "snappy"},
+    {"slide", "滑步舞曲", "slide", "轻盈", "springy"},
     {"hpps", "号笛舞曲", "hornpipe", "稳健", "sturdy"},
     {"waltz", "华尔兹", "waltz", "优美", "elegant"},
     {"polka", "波尔卡", "polka", "俏皮", "playful"},
@@ -193,15 +195,25 @@ static const struct genre *find_genre(const struct tune *t, const struct tune_me
 
 struct collection {
     const char *name, *zh, *en;
+    int dances; /* a collection of British and Irish dance tunes, whose rhythm types the engine names */
 };
 
 static const struct collection collections[] = {
-    {"nottingham", "诺丁汉音乐数据库中的英国传统舞曲", "the English traditional dance tunes of the Nottingham Music Database"},
-    {"essen_europe", "埃森民歌集中的欧洲民歌", "the European folk songs of the Essen collection"},
-    {"essen_china", "埃森民歌集中的中国民歌", "the Chinese folk songs of the Essen collection"},
-    {"shlien_balkan", "巴尔干及各国民间舞曲", "Balkan and international folk dance tunes"},
-    {"irishman", "爱尔兰及苏格兰传统音乐", "Irish and Scottish traditional music"},
+    {"nottingham", "诺丁汉音乐数据库中的英国传统舞曲", "the English traditional dance tunes of the Nottingham Music Database",
+     1},
+    {"essen_europe", "埃森民歌集中的欧洲民歌", "the European folk songs of the Essen collection", 0},
+    {"essen_china", "埃森民歌集中的中国民歌", "the Chinese folk songs of the Essen collection", 0},
+    {"shlien_balkan", "巴尔干及各国民间舞曲", "Balkan and international folk dance tunes", 0},
+    {"irishman", "爱尔兰及苏格兰传统音乐", "Irish and Scottish traditional music", 1},
 };
+
+static const struct collection *collection_of(const struct tune_meta *meta)
+{
+    for (size_t i = 0; i < sizeof collections / sizeof collections[0]; i++)
+        if (!strcmp(meta->collection, collections[i].name))
+            return &collections[i];
+    return NULL;
+}
 
 /* ---------------------------------------------------------------- mood mapping (docs/data.md) */
 
@@ -740,10 +752,7 @@ static void f_style(struct ctx *c, int zh)
         "Compose a tune in the style of {1}.",
         "Write a new piece that imitates {1}.",
     };
-    const struct collection *col = NULL;
-    for (size_t i = 0; i < sizeof collections / sizeof collections[0]; i++)
-        if (!strcmp(c->meta->collection, collections[i].name))
-            col = &collections[i];
+    const struct collection *col = collection_of(c->meta);
     const abc_model *m = c->t->model;
     data_buf_reset(&c->tmp);
     if (m->composer && m->composer[0])
@@ -1007,7 +1016,9 @@ static void f_melodise(struct ctx *c, int zh)
     emit(c, DATA_TASK_MELODISE, zh, c->t->text);
 }
 
-static void f_genre(struct ctx *c, int zh, const struct genre *g)
+/* The dance rhythm the engine names (abc_analysis.rhythm_type), asked of the dance tunes only: it follows the
+ * conventions of the British and Irish repertoire, and a song's genre (a love song, a ballad) is not in its notes. */
+static void f_genre(struct ctx *c, int zh)
 {
     static const char *const zh_t[] = {
         "这首曲子属于什么体裁或节奏类型？\n{1}",
@@ -1018,23 +1029,25 @@ static void f_genre(struct ctx *c, int zh, const struct genre *g)
         "What genre or rhythm type is this tune?\n{1}",
         "Identify the kind of piece this is:\n{1}",
     };
+    const struct genre *g = NULL;
+    for (size_t i = 0; i < sizeof genres / sizeof genres[0] && !g; i++)
+        if (!strcmp(genres[i].en, c->a.rhythm_type))
+            g = &genres[i];
+    if (!g)
+        abort(); /* every name abc_rhythm_type_of gives has its row in genres[] */
     data_buf_reset(&c->tmp);
     without_field(&c->tmp, c->t->text, 'R');
     const char *args[] = {c->tmp.data};
     PHRASE(&c->in, &c->rng, zh, zh_t, en_t, args, 1);
     char meter[32];
     meter_text(&c->a.meter, meter, sizeof meter);
-    const struct collection *col = NULL;
-    for (size_t i = 0; i < sizeof collections / sizeof collections[0]; i++)
-        if (!strcmp(c->meta->collection, collections[i].name))
-            col = &collections[i];
     data_buf_reset(&c->out);
     if (zh)
-        data_buf_printf(&c->out, "这是一首%s（%s），%s 拍%s%s。", g->zh, g->en, meter, col ? "，出自" : "",
-                        col ? col->zh : "");
+        data_buf_printf(&c->out, "从拍号（%s）和节奏看，这是一首%s（%s）。", meter, g->zh, g->en);
     else
-        data_buf_printf(&c->out, "This is a %s in %s%s%s.", g->en, meter, col ? ", from " : "", col ? col->en : "");
+        data_buf_printf(&c->out, "By its meter (%s) and rhythm, this is a %s.", meter, g->en);
     emit(c, DATA_TASK_GENRE, zh, c->out.data);
+    tool_record(c, DATA_TASK_GENRE, "abc_rhythm", NULL, NULL);
 }
 
 static void f_key(struct ctx *c, int zh)
@@ -1093,7 +1106,7 @@ static const int rate[DATA_TASK_COUNT] = {
     [DATA_TASK_COMPOSE_CHORDS] = 500, [DATA_TASK_COMPOSE_FORM] = 200, [DATA_TASK_COMPOSE_REFERENCE] = 200,
     [DATA_TASK_COMPOSE_STYLE] = 200, [DATA_TASK_LYRICS] = 1000,      [DATA_TASK_FIND_MELODY] = 200,
     [DATA_TASK_FIND_CHORD] = 400,    [DATA_TASK_COUNT_BARS] = 150,   [DATA_TASK_PROGRESSION] = 400,
-    [DATA_TASK_HARMONISE] = 500,     [DATA_TASK_MELODISE] = 400,     [DATA_TASK_GENRE] = 300,
+    [DATA_TASK_HARMONISE] = 500,     [DATA_TASK_MELODISE] = 400,     [DATA_TASK_GENRE] = 1000,
     [DATA_TASK_KEY_MODE] = 250,
 };
 
@@ -1117,7 +1130,8 @@ void sft_tune(struct sft_gen *g, const struct tune *t, const struct tune_meta *m
     c.off = bar_offsets(t);
     const abc_analysis *a = &c.a;
     int has_chords = chord_bars(a) >= MIN_CHORD_BARS;
-    const struct genre *genre = find_genre(t, meta);
+    const struct collection *col = collection_of(meta);
+    int dance = col && col->dances && a->rhythm_type;
 
     /* Each family draws its decision and language whether or not it applies, so that adding a family later does
      * not reshuffle the others. */
@@ -1162,8 +1176,8 @@ void sft_tune(struct sft_gen *g, const struct tune *t, const struct tune_meta *m
                 f_melodise(&c, zh);
             break;
         case DATA_TASK_GENRE:
-            if (genre)
-                f_genre(&c, zh, genre);
+            if (dance)
+                f_genre(&c, zh);
             break;
         case DATA_TASK_KEY_MODE:
             if (a->n_notes >= 8)

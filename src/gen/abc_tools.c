@@ -19,7 +19,8 @@ static const char schema[] =
     "{\"name\":\"abc_find_melody\",\"description\":\"bars where a phrase starts\","
     "\"parameters\":{\"phrase\":{\"type\":\"string\"}}},\n"
     "{\"name\":\"abc_find_chord\",\"description\":\"bars with a chord\",\"parameters\":{\"chord\":{\"type\":\"string\"}}},\n"
-    "{\"name\":\"abc_progression\",\"description\":\"chords bar by bar\",\"parameters\":{}}]";
+    "{\"name\":\"abc_progression\",\"description\":\"chords bar by bar\",\"parameters\":{}},\n"
+    "{\"name\":\"abc_rhythm\",\"description\":\"meter and dance rhythm\",\"parameters\":{}}]";
 
 const char *abc_tools_schema(void) { return schema; }
 
@@ -155,6 +156,23 @@ static int plugin_count(const struct plugin_tune *t, const struct json *params, 
     return 0;
 }
 
+static int plugin_rhythm(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
+{
+    (void)params, (void)err, (void)errlen;
+    const abc_meter *m = &t->a.meter;
+    if (m->kind == ABC_METER_NONE)
+        fputs("{\"meter\": \"none\", ", f);
+    else
+        fprintf(f, "{\"meter\": \"%d/%d\", ", m->num, m->den);
+    fputs("\"rhythm\": ", f);
+    if (t->a.rhythm_type)
+        json_fput_string(f, t->a.rhythm_type);
+    else
+        fputs("null", f);
+    fputc('}', f);
+    return 0;
+}
+
 static const char *string_param(const struct json *params, const char *plugin, const char *name, char *err,
                                 size_t errlen)
 {
@@ -234,6 +252,7 @@ static const struct plugin {
     {"abc_find_melody", plugin_find_melody},
     {"abc_find_chord", plugin_find_chord},
     {"abc_progression", plugin_progression},
+    {"abc_rhythm", plugin_rhythm},
 };
 
 static const struct plugin *plugin_named(const struct json *call, char *err, size_t errlen)
@@ -313,8 +332,8 @@ char *abc_tools_plugin(void *ctx, const char *user, const char *call, size_t cal
     return abc_tools_run(user, call, call_len, err, errlen);
 }
 
-/* The next whole number in text[*p...] (digits inside a word such as "D7", and numbers with a decimal point, are
- * skipped); -1 when there is none. */
+/* The next whole number in text[*p...] (digits inside a word such as "D7", numbers with a decimal point and
+ * fractions such as a meter's "6/8" are skipped); -1 when there is none. */
 static long next_whole(const char *text, const char **p)
 {
     while (**p) {
@@ -326,6 +345,11 @@ static long next_whole(const char *text, const char **p)
         char *end;
         long v = strtol(s, &end, 10);
         *p = end;
+        if (*end == '/' && isdigit((unsigned char)end[1])) {
+            while (isdigit((unsigned char)**p) || **p == '/')
+                (*p)++;
+            continue;
+        }
         if (*end == '.' && isdigit((unsigned char)end[1])) {
             while (isdigit((unsigned char)**p) || **p == '.')
                 (*p)++;

@@ -228,6 +228,46 @@ static void test_transpose(void)
     abc_file_free(f);
 }
 
+static void rhythm_case(const char *text, const char *want)
+{
+    abc_analysis a;
+    analyze(text, &a);
+    CHECK(want ? a.rhythm_type && !strcmp(a.rhythm_type, want) : !a.rhythm_type, "rhythm type %s, want %s in\n%s",
+          a.rhythm_type ? a.rhythm_type : "none", want ? want : "none", text);
+    abc_analysis_free(&a);
+}
+
+/* The dance rhythms by their textbook definitions: the meter, and in common time the pairs of notes that share
+ * a quarter beat (even: reel; long-short: hornpipe; with Scotch snaps: strathspey). */
+static void test_rhythm_types(void)
+{
+    const char *even = "GABc dBAG|FGAB cAFA|GABc dBAG|FAdc BGG2|GABc dBAG|FGAB cAFA|GABc dBAG|FAdc BGG2|]\n";
+    const char *dotted = "G>AB>c d>BA>G|F>GA>B c>AF>A|G>AB>c d>BA>G|F>Ad>c B2G2|]\n";
+    const char *snapped = "G<AB>c d<BA>G|F>GA<B c>AF<A|G<AB>c d<BA>G|F>Ad<c B2G2|]\n";
+    char tune[512];
+    struct {
+        const char *meter, *music, *want;
+    } cases[] = {
+        {"4/4", even, "reel"},           {"C|", even, "reel"},
+        {"4/4", dotted, "hornpipe"},     {"4/4", snapped, "strathspey"},
+        {"6/8", "GAB cBA|GAB c3|]\n", "jig"},
+        {"9/8", "GAB cBA GAB|c3 c3 c3|]\n", "slip jig"},
+        {"12/8", "GAB cBA GAB cBA|]\n", "slide"},
+        {"3/4", "G2 A2 B2|c6|]\n", "waltz"},
+        {"2/4", "GA Bc|d2 d2|]\n", "polka"},
+        {"7/8", "GAB cB AG|]\n", NULL},
+        {"none", "GABc dBAG|]\n", NULL},
+        /* a pickup note puts every beat off the bar line in bar 0 only: the full bars still decide */
+        {"4/4", "D|G>AB>c d>BA>G|F>GA>B c>AF>A|G>AB>c d>BA>G|F>Ad>c B2G2|]\n", "hornpipe"},
+        /* too few split beats to call it a hornpipe */
+        {"4/4", "G>A B2 c4|d8|]\n", "reel"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(tune, sizeof tune, "X:1\nM:%s\nL:1/8\nK:G\n%s", cases[i].meter, cases[i].music);
+        rhythm_case(tune, cases[i].want);
+    }
+}
+
 /* A Nottingham reel from the shared corpus: |: A :|: B :| with a pickup. */
 static void test_corpus(const char *shared)
 {
@@ -263,6 +303,7 @@ int main(int argc, char **argv)
     test_counts_and_chords();
     test_search();
     test_transpose();
+    test_rhythm_types();
     test_corpus(argc > 1 ? argv[1] : "../shared/data");
     printf("%d checks, %d failed\n", tu_checks, tu_failures);
     return tu_failures ? 1 : 0;

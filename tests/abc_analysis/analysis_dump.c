@@ -1,11 +1,12 @@
 /* Prints abc_analyze() of every tune of a file, one tab-separated line per tune, for the Python oracles:
  *
  *   x  bars_written  bars_played  voices  meter  key_declared  ks_key  modal_key  pentatonic  final_pc
- *   lowest  highest  n_notes  form  chords  key
+ *   lowest  highest  n_notes  form  chords  key  rhythm_type
  *
  * meter "num/den" or "none"; keys "tonic_pc:mode" (abc_mode number, "none" when undeclared); chords: the raw
  * chord symbols of each written bar of the first voice that holds music, bars joined by '|', chords in a bar
- * by ','; key: the detected key (Krumhansl-Schmuckler with the final), as the other keys.
+ * by ','; key: the detected key (Krumhansl-Schmuckler with the final), as the other keys; rhythm_type: the
+ * engine's dance rhythm, "-" when none.
  * Exit 77 when the file cannot be read. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
             for (size_t c = 0; c < a.chords[b].n; c++)
                 printf("%s%s", c ? "," : "", a.chords[b].raw[c]);
         }
-        printf("\t%d:%d\n", a.key.tonic_pc, (int)a.key.mode);
+        printf("\t%d:%d\t%s\n", a.key.tonic_pc, (int)a.key.mode, a.rhythm_type ? a.rhythm_type : "-");
         abc_analysis_free(&a);
         abc_model_free(m);
     }

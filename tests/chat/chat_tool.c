@@ -113,6 +113,12 @@ static int plugin_tests(void)
                 "{\"chord\": \"Em\", \"bars_with_it\": 0, \"bars\": []}", NULL);
     plugin_case(q, "{\"name\": \"abc_find_melody\", \"parameters\": {\"phrase\": \"DEFG\"}}",
                 "{\"occurrences\": 1, \"bars\": [1], \"pickup_bar_0\": false}", NULL);
+    /* 4/4 with every quarter beat split even: a reel; a 7/8 dance names no rhythm type; free meter has no meter */
+    plugin_case(q, "{\"name\": \"abc_rhythm\", \"parameters\": {}}", "{\"meter\": \"4/4\", \"rhythm\": \"reel\"}", NULL);
+    plugin_case("X:1\nM:7/8\nL:1/8\nK:D\nDEF GA Bc|]\n", "{\"name\": \"abc_rhythm\"}",
+                "{\"meter\": \"7/8\", \"rhythm\": null}", NULL);
+    plugin_case("X:1\nM:none\nL:1/8\nK:D\nDEF GA Bc|]\n", "{\"name\": \"abc_rhythm\"}",
+                "{\"meter\": \"none\", \"rhythm\": null}", NULL);
     plugin_case(q, "{\"name\": \"abc_tempo\", \"parameters\": {}}", NULL, "unknown plugin \"abc_tempo\"");
     plugin_case(q, "{\"parameters\": {}}", NULL, "names no plugin");
     plugin_case(q, "{\"name\": \"abc_count\", \"parameters\": {", NULL, "not a JSON object");
@@ -161,6 +167,13 @@ static int plugin_tests(void)
               !abc_tools_answer_states(prog, "逐小节的和弦进行：\n| D | G D | Em A7 | D | G E | - |") &&
               !abc_tools_answer_states(prog, "逐小节的和弦进行：\n| D | G D | Em A7 | D |\n- |"),
           "a progression is stated only without cells after it");
+    const char *rhythm = "{\"meter\": \"6/8\", \"rhythm\": \"jig\"}";
+    CHECK(abc_tools_answer_states(rhythm, "By its meter (6/8) and rhythm, this is a jig.") &&
+              abc_tools_answer_states(rhythm, "从拍号（6/8）和节奏看，这是一首吉格舞曲（jig）。") &&
+              !abc_tools_answer_states(rhythm, "By its meter (9/8) and rhythm, this is a jig.") &&
+              !abc_tools_answer_states(rhythm, "By its meter (6/8) and rhythm, this is a reel.") &&
+              !abc_tools_answer_states(rhythm, "By its meter (6/8) and rhythm, this is a jig of 32 bars."),
+          "a meter is a fraction, not two whole numbers; the rhythm type is named");
     if (!tu_failures)
         printf("ok: ABC plugins (%d checks)\n", tu_checks);
     return tu_failures ? 1 : 0;

@@ -211,8 +211,16 @@ static const char *check(const char *task, const char *input, const char *output
         if (!(strstr(output, zh1) && strstr(output, zh2)) && !(strstr(output, en1) && strstr(output, en2)))
             fail = "key names differ";
     } else if (!strcmp(task, "genre")) {
+        char zh[64], en[64], meter[32];
+        snprintf(zh, sizeof zh, "（%s）。", q.a.rhythm_type ? q.a.rhythm_type : "?");
+        snprintf(en, sizeof en, "this is a %s.", q.a.rhythm_type ? q.a.rhythm_type : "?");
+        snprintf(meter, sizeof meter, "%d/%d", q.a.meter.num, q.a.meter.den);
         if (q.m->rhythm)
             fail = "the question still names the rhythm (R:)";
+        else if (!q.a.rhythm_type || !(strstr(output, zh) || strstr(output, en)))
+            fail = "the answer does not name the engine's rhythm type";
+        else if (!strstr(output, meter))
+            fail = "the answer does not name the meter";
     } else if (!strcmp(task, "continuation")) {
         const char *given = quoted_tune(input);
         if (!given || strncmp(output, given, strlen(given)))

@@ -30,7 +30,7 @@ build(melodist, out, inputs)
 
 PLUGINS = {"key_mode": ("abc_key", None), "analysis_count": ("abc_count", None),
            "analysis_find_melody": ("abc_find_melody", "phrase"), "analysis_find_chord": ("abc_find_chord", "chord"),
-           "analysis_progression": ("abc_progression", None)}
+           "analysis_progression": ("abc_progression", None), "genre": ("abc_rhythm", None)}
 ROLES = ["system name=<|plugin|>", "user name=file", "user", "assistant", "environment name=<|plugin|>", "assistant"]
 CALL = re.compile(r"<\|action_start\|><\|plugin\|>\n(\{.*\})<\|action_end\|>\Z", re.S)
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -84,6 +84,10 @@ def answer_from(task, zh, r):
         head = "逐小节的和弦进行：\n" if zh else \
             "The chord progression, one cell per bar (\"-\": the previous chord continues):\n"
         return head + r["progression"]
+    if task == "genre":
+        if zh:
+            return "从拍号（%s）和节奏看，这是一首（%s）。" % (r["meter"], r["rhythm"])
+        return "By its meter (%s) and rhythm, this is a %s." % (r["meter"], r["rhythm"])
     fail("unexpected task " + task)
 
 
