@@ -63,6 +63,11 @@ void abc_print_analysis_json(const abc_analysis *a)
     meter_name(a->meter, buf, sizeof buf);
     printf(",\"analysis\":{\"bars_written\":%zu,\"bars_played\":%zu,\"voices\":%zu,\"meter\":\"%s\"", a->bars_written,
            a->bars_played, a->n_voices, buf);
+    printf(",\"rhythm_type\":");
+    if (a->rhythm_type)
+        json_fput_string(stdout, a->rhythm_type);
+    else
+        printf("null");
     if (a->key_declared) {
         abc_key_name(a->declared.tonic_pc, a->declared.mode, buf, sizeof buf);
         printf(",\"key_declared\":\"%s\"", buf);
@@ -126,6 +131,8 @@ void abc_print_analysis_text(const abc_analysis *a)
     pitch_name(a->highest, high, sizeof high);
     printf("\n  range %s..%s, %zu notes, %.2f beats of %lld/%lld, %.1f s%s\n", low, high, a->n_notes, a->beats,
            (long long)a->beat.num, (long long)a->beat.den, a->seconds, a->tempo_given ? "" : " (at 1/4=120)");
+    if (a->rhythm_type)
+        printf("  rhythm type %s (by its meter and note pattern)\n", a->rhythm_type);
     if (a->n_sections) {
         printf("  form %s:", a->form);
         for (size_t s = 0; s < a->n_sections; s++)

@@ -57,5 +57,7 @@ assert a["key_declared"] == "D" and a["bars_written"] == 9 and a["bars_played"] 
 assert [c["chords"] for c in a["chords_per_bar"][:2]] == [["D"], ["G", "A7"]], a["chords_per_bar"]
 assert b["key_detected"] == "Em" and b["range"]["lowest_name"] == "E4", b
 assert b["meter"] == "3/4" and b["bars_written"] == 8 and b["note_histogram"]["pitch_classes"]["G"] == 3, b
+# the rhythm types by their meters (and the reel's even eighth-note pairs); a 3/4 air is a waltz by that rule
+assert a["rhythm_type"] == "reel" and b["rhythm_type"] == "waltz", (a["rhythm_type"], b["rhythm_type"])
 PY
 exit $fail
