@@ -11,11 +11,13 @@
 # not depend on them. Stage 5 trains on the balanced tool-use mix, the pre-training text and every 3rd record of the
 # SFT mix for 10,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md); stage 6
 # goes on with the same mix for 2,500 steps at a lower learning rate (3e-4 to 1e-4); stage 7 goes on with it for
-# 1,500 steps more (2e-4 to 5e-5), after the genre questions became questions of the dance rhythm (abc_rhythm).
-# Work files go to out/melodist-mini/. Usage: scripts/train-melodist-mini.sh [--skip-train | --from-stage N]
-#   --skip-train    everything but the training runs (quantizes the last stage-7 checkpoint)
+# 1,500 steps more (2e-4 to 5e-5), after the genre questions became questions of the dance rhythm (abc_rhythm);
+# stage 8 for 1,500 steps more (1.5e-4 to 3e-5) once the key and genre records were drawn by kind of result.
+# Work files go to out/melodist-mini/: data/ is the data build's (it keeps nothing it did not write), mix/ holds
+# this script's mixes. Usage: scripts/train-melodist-mini.sh [--skip-train | --from-stage N]
+#   --skip-train    everything but the training runs (quantizes the last stage-8 checkpoint)
 #   --from-stage N  rebuild the data and the mixes, keep the tokenizer and the checkpoints of the stages before N
-#                   (2-7), train stages N-7
+#                   (2-8), train stages N-8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
@@ -26,7 +28,7 @@ skip_train=0 from_stage=1
 case "${1:-}" in
   --skip-train) skip_train=1 ;;
   --from-stage)
-    [[ "${2:-}" =~ ^[2-7]$ ]] || { echo "train-melodist-mini: --from-stage takes a stage from 2 to 7; $usage" >&2; exit 2; }
+    [[ "${2:-}" =~ ^[2-8]$ ]] || { echo "train-melodist-mini: --from-stage takes a stage from 2 to 8; $usage" >&2; exit 2; }
     from_stage=$2 ;;
   "") ;;
   *) echo "$usage" >&2; exit 2 ;;
@@ -34,7 +36,7 @@ esac
 
 [[ -x "$melodist" ]] || { echo "train-melodist-mini: $melodist not built (run: make build)" >&2; exit 1; }
 [[ -d "$data_root" ]] || { echo "train-melodist-mini: no corpus at $data_root" >&2; exit 1; }
-mkdir -p "$work"
+mkdir -p "$work/mix"
 
 "$melodist" data build --out "$work/data" "$data_root"/*/*.abc
 
@@ -49,8 +51,8 @@ every = {"self_cognition": 1, "lyrics": 1, "compose_form": 1, "compose_chords": 
          "harmonise": 2, "melodise": 2, "compose_reference": 3}
 seen, systems = collections.Counter(), set()
 with open(f"{work}/data/sft.xtuner.jsonl", encoding="utf-8") as src, \
-     open(f"{work}/data/sft.mini.jsonl", "w", encoding="utf-8") as mix, \
-     open(f"{work}/data/sft.txt", "w", encoding="utf-8") as text:
+     open(f"{work}/mix/sft.mini.jsonl", "w", encoding="utf-8") as mix, \
+     open(f"{work}/mix/sft.txt", "w", encoding="utf-8") as text:
     for line in src:
         record = json.loads(line)
         seen[record["task"]] += 1
@@ -62,22 +64,36 @@ with open(f"{work}/data/sft.xtuner.jsonl", encoding="utf-8") as src, \
                 text.write(turn["system"].rstrip("\n") + "\n")
             text.write(turn["input"].rstrip("\n") + "\n" + turn["output"].rstrip("\n") + "\n")
 # Stage 3's tool-use mix: every family's tool-use records repeated up to the count of the largest family, so that
-# which plugin a question needs is not learnt as "the commonest one" (docs/data.md "Tool use"). The key records
-# whose result names a pentatonic scale count as a family of their own: one key answer in eight has the
-# pentatonic clause, and the model had learnt to leave it out.
-tools = collections.defaultdict(list)
+# which plugin a question needs is not learnt as "the commonest one" (docs/data.md "Tool use"). Within the key
+# family the four kinds of result (a pentatonic scale named or not, answered in Chinese or in English), within the
+# genre family the rhythm types, are drawn in turn, a record at most 20 times: an answer the model seldom sees it
+# learns to write or leave out by habit, whatever the result says (one key answer in eight names a pentatonic
+# scale; one genre answer in eighty is a slip jig).
+MAX_REPEAT = 20
+kinds = collections.defaultdict(lambda: collections.defaultdict(list))
 for line in open(f"{work}/data/sft.tools.jsonl", encoding="utf-8"):
     record = json.loads(line)
-    result = record["messages"][4]["content"]
-    tools[record["task"] + (" pentatonic" if '"pentatonic"' in result else "")].append(line)
-most = max(len(v) for v in tools.values())
-with open(f"{work}/data/sft.tools.balanced.jsonl", "w", encoding="utf-8") as out:
-    for task in sorted(tools):
-        for i in range(most):
-            out.write(tools[task][i % len(tools[task])])
+    task, result, answer = record["task"], record["messages"][4]["content"], record["messages"][5]["content"]
+    kind = ""
+    if task == "key_mode":
+        kind = ("pentatonic" if '"pentatonic"' in result else "diatonic") + \
+            (" zh" if any("\u4e00" <= ch <= "\u9fff" for ch in answer) else " en")
+    elif task == "genre":
+        kind = json.loads(result)["rhythm"]
+    kinds[task][kind].append(line)
+most = max(sum(len(v) for v in family.values()) for family in kinds.values())
+with open(f"{work}/mix/sft.tools.balanced.jsonl", "w", encoding="utf-8") as out:
+    for task in sorted(kinds):
+        groups = [kinds[task][k] for k in sorted(kinds[task])]
+        taken = [0] * len(groups)
+        while sum(taken) < most and any(t < MAX_REPEAT * len(g) for t, g in zip(taken, groups)):
+            for k, group in enumerate(groups):
+                if taken[k] < MAX_REPEAT * len(group) and sum(taken) < most:
+                    out.write(group[taken[k] % len(group)])
+                    taken[k] += 1
 # Stage 5's share of the SFT mix: every 3rd record, so that tool use keeps two thirds of the tokens.
-with open(f"{work}/data/sft.mini.jsonl", encoding="utf-8") as mix, \
-     open(f"{work}/data/sft.mini.third.jsonl", "w", encoding="utf-8") as third:
+with open(f"{work}/mix/sft.mini.jsonl", encoding="utf-8") as mix, \
+     open(f"{work}/mix/sft.mini.third.jsonl", "w", encoding="utf-8") as third:
     for i, line in enumerate(mix):
         if i % 3 == 0:
             third.write(line)
@@ -86,7 +102,7 @@ PY
 # Stage 1 from random weights, stage 2 continues from stage 1's last checkpoint with a fresh cosine schedule and
 # another data order (MODEL_CARD.md, "Recipe").
 if (( from_stage == 1 )); then
-  scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/data/sft.txt" -o "$work/tokenizer" -v 2048
+  scripts/train-tokenizer.sh -i "$work/data/pretrain.txt" -i "$work/mix/sft.txt" -o "$work/tokenizer" -v 2048
   (( skip_train )) || "$melodist" train --config configs/melodist-mini.json
 fi
 # Stage 3 continues from stage 2's last checkpoint on the balanced tool-use mix and the pre-training text; stage 4
@@ -95,15 +111,15 @@ fi
 if (( !skip_train )); then
   # stage N writes run N+1 (stage 5 wrote run6 at first and the name stayed: stage 4 had run4, stage 5's first
   # try run5)
-  runs=([2]=run2 [3]=run3 [4]=run4 [5]=run6 [6]=run7 [7]=run8)
-  for stage in $(seq $(( from_stage > 2 ? from_stage : 2 )) 7); do
+  runs=([2]=run2 [3]=run3 [4]=run4 [5]=run6 [6]=run7 [7]=run8 [8]=run9)
+  for stage in $(seq $(( from_stage > 2 ? from_stage : 2 )) 8); do
     run=$work/${runs[$stage]}
     if [[ -d "$run" ]]; then mv "$run" "$run.previous.$(date +%s)"; fi
     "$melodist" train --config configs/melodist-mini-stage$stage.json
   done
 fi
 
-last=$(ls -d "$work"/run8/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run9/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {

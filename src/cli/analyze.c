@@ -308,6 +308,7 @@ int cmd_analyze(int argc, char **argv)
                            : has_phrase && has_any(question, w_chord) ? "abc_find_chord"
                            : has_any(question, w_count)              ? "abc_count"
                            : has_any(question, w_key)                ? "abc_key"
+                           : has_any(question, w_genre)              ? "abc_rhythm"
                                                                      : NULL;
     char *answer = NULL, *result = NULL, plugin[64] = "", why[160];
     int calls = 0, refused = 0;

@@ -114,6 +114,9 @@ rc, so, se = run("analyze", given, "How many bars does it have?")
 check(rc == 0 and f"{bars_of(given)} bars" in so, f"analyze counts bars: {so.strip()}")
 rc, so, se = run("analyze", given, "这首曲子是什么调？")
 check(rc == 0 and "K:G" in so, f"analyze reads the key: {so.strip()}")
+# opening.abc is in 4/4 and splits 10 quarter beats into two even eighths: a reel by the textbook rule
+rc, so, se = run("analyze", given, "What genre or rhythm type is this tune?")
+check(rc == 0 and "4/4" in so and re.search(r"\breel\b", so), f"analyze names the rhythm type: {so.strip()}")
 rc, so, se = run("analyze", given, "这首曲子一共有多少小节？有几个声部？")
 routed = "answered by the model through the ABC plugin" in se or "computed by the ABC engine directly" in se
 check(rc == 0 and re.search(r'plugin call \{"name": "abc_\w+"', se) and routed and
