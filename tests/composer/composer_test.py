@@ -82,6 +82,21 @@ for seed in range(1, 13):
     broken += [f"seed {seed}: {line!r}" for line in body if line.strip() and not re.search(r"[]|:]\s*$", line)]
 check(not broken, f"every line of music ends with a bar line: {broken[:3]}")
 
+# No loop of one bar: a bar that would be the third in a row with the same music is sampled again. In the
+# training tunes 0.19% of bars are; over these 30 tunes the composer wrote 1.6% before the rule, 0.3% with it
+# (a third copy is left only where the composer writes a bar itself after 16 samples failed).
+bars_seen = thirds = 0
+for seed in range(1, 11):
+    for kind, key in (("jig", "D"), ("reel", "G"), ("waltz", "Am")):
+        rc, so, se = run("compose", "-m", model, "--seed", str(seed), "--type", kind, "--key", key, "--bars", "16")
+        music = re.sub(r'"[^"]*"', "", "".join(line for line in so.split("\n") if line and not re.match(r"[A-Za-z]:", line)))
+        bars = [b.strip(" :").replace(" ", "") for b in re.split(r"\|+", music)]
+        bars = [b for b in bars if b]
+        bars_seen += len(bars)
+        thirds += sum(bars[i] == bars[i - 1] == bars[i - 2] for i in range(2, len(bars)))
+check(bars_seen > 400 and thirds <= 0.01 * bars_seen,
+      f"at most 1% of bars are a third bar in a row with the same music ({thirds} of {bars_seen})")
+
 # Files: MIDI (read by mftext), WAV, ABC, SVG when abcm2ps is there.
 files = {k: os.path.join(out, "t." + k) for k in ("abc", "mid", "wav", "svg")}
 extra = ["-o", files["abc"], "--midi", files["mid"], "--wav", files["wav"]]
