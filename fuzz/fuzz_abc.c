@@ -1,5 +1,5 @@
-/* libFuzzer target for the ABC engine: arbitrary bytes through parse, validate, fmt, the tune model and the
- * MIDI writer. Any crash, sanitizer report or leak is a bug. One property is checked as well: on input that
+/* libFuzzer target for the ABC engine: arbitrary bytes through parse, validate, fmt, the tune model, the
+ * analysis and the MIDI writer. Any crash, sanitizer report or leak is a bug. One property is checked as well: on input that
  * parses and validates without error, the normaliser is idempotent (fmt(fmt(x)) == fmt(x)). */
 #include <stdint.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "melodist/abc.h"
+#include "melodist/abc_analysis.h"
 #include "melodist/midi.h"
 
 #define MAX_INPUT (1 << 16)
@@ -55,6 +56,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t errors = abc_validate_file(f, &diags);
     for (size_t i = 0; i < f->n_tunes && i < MAX_TUNES; i++) {
         abc_model *m = abc_model_new(f, i, &diags);
+        abc_analysis a;
+        if (m && !abc_analyze(&f->tunes[i], m, &a)) {
+            if (a.bars_written > m->n_bars || (a.rhythm_type && !a.meter.num)) {
+                fprintf(stderr, "analysis: %zu bars written of %zu, rhythm type %s in meter %d/%d\n", a.bars_written,
+                        m->n_bars, a.rhythm_type ? a.rhythm_type : "none", a.meter.num, a.meter.den);
+                abort();
+            }
+            abc_analysis_free(&a);
+        }
         if (m)
             render_midi(f, i, m);
         abc_model_free(m);
