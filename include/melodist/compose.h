@@ -8,8 +8,9 @@
  *     request implies (X:, T:, R: for the type, M:, L:, K:); header lines the request leaves open are sampled and
  *     must parse. Chord symbols from --chords are written at the start of each bar, a motif opens the first bar.
  *   - The body is sampled bar by bar. When a bar line closes a bar, the tune so far is checked by the ABC
- *     validator; a bar that breaks a rule (length against the meter, syntax) is taken back (the KV cache is
- *     rewound) and sampled again, at most `bar_retries` times; then the composer writes the bar itself (in the
+ *     validator; a bar that breaks a rule (length against the meter, syntax) or would be the third bar in a row
+ *     with the same music (a loop a small model falls into) is taken back (the KV cache is rewound) and sampled
+ *     again, at most `bar_retries` times; then the composer writes the bar itself (in the
  *     first bar the motif, completed by the tonic held when it is short of a bar, so the control is kept; the
  *     previous bar again; or the tonic held for a bar) and goes on sampling, or, when none fits, the tune ends
  *     at the last good bar.
