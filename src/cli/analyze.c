@@ -24,10 +24,12 @@ static const char *const analyze_help =
     "Answers a question about the first tune of FILE; without a question prints the whole analysis.\n"
     "The Melodist model (-m DIR, default: the shipped model) answers with the ABC engine as its plugin: key and\n"
     "mode (\"what key is it?\", \"什么调？\"), bar and voice counts, where a phrase occurs (\"where is the phrase\n"
-    "`GABc`?\", \"旋律「GABc」在第几小节？\"), which bars carry a chord (\"which bars have the chord `D`?\") and the\n"
-    "chord progression per bar; stderr shows the plugin call and its result (the model restates it under the copy\n"
-    "prior, docs/chat.md). When the model makes no plugin call or a bad one, or its answer does not state the\n"
-    "result, these questions and the rhythm type are computed by the engine directly (stderr says so); any other\n"
+    "`GABc`?\", \"旋律「GABc」在第几小节？\"), which bars carry a chord (\"which bars have the chord `D`?\"), the\n"
+    "chord progression per bar, and the meter's dance rhythm (\"what genre or rhythm type is it?\": jig, reel,\n"
+    "hornpipe, waltz, ... by the meter and the note pattern); stderr shows the plugin call and its result (the\n"
+    "model restates it under the copy prior, docs/chat.md). When the model makes no plugin call or a bad one, or\n"
+    "its answer does not state the result, these questions are computed by the engine directly (stderr says so;\n"
+    "for the rhythm it also names the tune's R: field); any other\n"
     "question gets the model's own answer, which is generated, not checked, and marked so on stderr.\n";
 
 static int has_any(const char *q, const char *const *words)
