@@ -12,12 +12,13 @@
 # SFT mix for 10,000 steps: the model learns to copy the plugin's result into its answer (MODEL_CARD.md); stage 6
 # goes on with the same mix for 2,500 steps at a lower learning rate (3e-4 to 1e-4); stage 7 goes on with it for
 # 1,500 steps more (2e-4 to 5e-5), after the genre questions became questions of the dance rhythm (abc_rhythm);
-# stage 8 for 1,500 steps more (1.5e-4 to 3e-5) once the key and genre records were drawn by kind of result.
+# stage 8 for 1,500 steps more (1.5e-4 to 3e-5) once the key and genre records were drawn by kind of result;
+# stage 9 for 1,500 steps more (same schedule) after the analysis questions were worded 7-9 ways instead of 2-3.
 # Work files go to out/melodist-mini/: data/ is the data build's (it keeps nothing it did not write), mix/ holds
 # this script's mixes. Usage: scripts/train-melodist-mini.sh [--skip-train | --from-stage N]
-#   --skip-train    everything but the training runs (quantizes the last stage-8 checkpoint)
+#   --skip-train    everything but the training runs (quantizes the last stage-9 checkpoint)
 #   --from-stage N  rebuild the data and the mixes, keep the tokenizer and the checkpoints of the stages before N
-#                   (2-8), train stages N-8
+#                   (2-9), train stages N-9
 set -euo pipefail
 cd "$(dirname "$0")/.."
 melodist=${MELODIST:-./build/melodist}
@@ -28,7 +29,7 @@ skip_train=0 from_stage=1
 case "${1:-}" in
   --skip-train) skip_train=1 ;;
   --from-stage)
-    [[ "${2:-}" =~ ^[2-8]$ ]] || { echo "train-melodist-mini: --from-stage takes a stage from 2 to 8; $usage" >&2; exit 2; }
+    [[ "${2:-}" =~ ^[2-9]$ ]] || { echo "train-melodist-mini: --from-stage takes a stage from 2 to 9; $usage" >&2; exit 2; }
     from_stage=$2 ;;
   "") ;;
   *) echo "$usage" >&2; exit 2 ;;
@@ -111,15 +112,15 @@ fi
 if (( !skip_train )); then
   # stage N writes run N+1 (stage 5 wrote run6 at first and the name stayed: stage 4 had run4, stage 5's first
   # try run5)
-  runs=([2]=run2 [3]=run3 [4]=run4 [5]=run6 [6]=run7 [7]=run8 [8]=run9)
-  for stage in $(seq $(( from_stage > 2 ? from_stage : 2 )) 8); do
+  runs=([2]=run2 [3]=run3 [4]=run4 [5]=run6 [6]=run7 [7]=run8 [8]=run9 [9]=run10)
+  for stage in $(seq $(( from_stage > 2 ? from_stage : 2 )) 9); do
     run=$work/${runs[$stage]}
     if [[ -d "$run" ]]; then mv "$run" "$run.previous.$(date +%s)"; fi
     "$melodist" train --config configs/melodist-mini-stage$stage.json
   done
 fi
 
-last=$(ls -d "$work"/run9/checkpoint-* | sort | tail -n 1)
+last=$(ls -d "$work"/run10/checkpoint-* | sort | tail -n 1)
 "$melodist" quantize -m "$last" -o models/melodist-mini --type bf16
 cat > models/melodist-mini/generation_config.json <<'JSON'
 {

@@ -859,10 +859,20 @@ static void f_find_melody(struct ctx *c, int zh)
         "在下面这首曲子中，旋律片段「{1}」出现在哪些小节？\n{2}",
         "请找出乐句「{1}」在这首曲子里的位置（小节号）：\n{2}",
         "这段旋律「{1}」在曲中从第几小节开始出现？\n{2}",
+        "旋律「{1}」在这首曲子的第几小节？\n{2}",
+        "帮我在曲中找到乐句「{1}」。\n{2}",
+        "动机「{1}」出现在哪几个小节？\n{2}",
+        "请搜索旋律片段「{1}」所在的小节。\n{2}",
+        "「{1}」这个乐句从哪些小节开始？\n{2}",
     };
     static const char *const en_t[] = {
         "In which bars does the phrase `{1}` occur in this tune?\n{2}",
         "Find the phrase `{1}` in the following tune and give the bar numbers:\n{2}",
+        "Where in this tune does `{1}` occur?\n{2}",
+        "Locate the melody `{1}` in this tune.\n{2}",
+        "Does the phrase `{1}` occur in this tune? In which bars?\n{2}",
+        "Search this tune for the motif `{1}`.\n{2}",
+        "At which bars does the melody `{1}` start?\n{2}",
     };
     if (c->t->model->n_voices != 1)
         return;
@@ -894,10 +904,20 @@ static void f_find_chord(struct ctx *c, int zh)
     static const char *const zh_t[] = {
         "下面这首曲子中，和弦「{1}」出现在哪些小节？\n{2}",
         "请列出这首曲子里标有「{1}」和弦的小节：\n{2}",
+        "「{1}」和弦用在哪几个小节？\n{2}",
+        "请找出和弦「{1}」所在的小节。\n{2}",
+        "曲中哪些小节有「{1}」和弦？\n{2}",
+        "和弦「{1}」出现在第几小节？\n{2}",
+        "标出使用和弦「{1}」的小节。\n{2}",
     };
     static const char *const en_t[] = {
         "In which bars of this tune does the chord `{1}` appear?\n{2}",
         "List the bars of the following tune that use the chord `{1}`:\n{2}",
+        "Which bars carry the chord `{1}`?\n{2}",
+        "Where does the chord `{1}` occur in this tune?\n{2}",
+        "Find the chord `{1}`: in which bars is it?\n{2}",
+        "In what bars is `{1}` used as a chord?\n{2}",
+        "Give the bar numbers of the chord `{1}`.\n{2}",
     };
     const abc_analysis *a = &c->a;
     size_t total = 0;
@@ -938,10 +958,20 @@ static void f_count(struct ctx *c, int zh)
         "这首曲子一共有多少小节？有几个声部？\n{1}",
         "请数一数下面乐谱的小节数和声部数：\n{1}",
         "分析这首曲子的长度：有几个小节，几个声部？\n{1}",
+        "这首曲子多长？有多少小节？\n{1}",
+        "请告诉我这首曲子的小节数。\n{1}",
+        "这份乐谱有几个声部、多少小节？\n{1}",
+        "统计一下小节和声部：\n{1}",
+        "这首曲子一共几小节？\n{1}",
     };
     static const char *const en_t[] = {
         "How many bars and how many voices does this tune have?\n{1}",
         "Count the bars and voices of the following score:\n{1}",
+        "How many bars does this tune have?\n{1}",
+        "How many voices and bars are there in this piece?\n{1}",
+        "Tell me the length of this tune in bars.\n{1}",
+        "Number of bars and voices?\n{1}",
+        "How many measures long is this tune?\n{1}",
     };
     const abc_analysis *a = &c->a;
     const char *args[] = {c->t->text};
@@ -962,10 +992,20 @@ static void f_progression(struct ctx *c, int zh)
     static const char *const zh_t[] = {
         "请提取下面这首曲子的和弦进行（逐小节）：\n{1}",
         "这首曲子用了怎样的和弦进行？请按小节列出。\n{1}",
+        "这首曲子的和弦进行是怎样的？\n{1}",
+        "请逐小节写出和弦。\n{1}",
+        "把每个小节的和弦列出来：\n{1}",
+        "分析一下这首曲子的和声进行：\n{1}",
+        "给出它逐小节的和弦。\n{1}",
     };
     static const char *const en_t[] = {
         "Extract the chord progression of this tune, bar by bar:\n{1}",
         "What chords does this tune use? List them per bar.\n{1}",
+        "Give me the chord progression of this tune.\n{1}",
+        "Show the chords of each bar.\n{1}",
+        "What is the harmonic progression, bar by bar?\n{1}",
+        "Write out the chords bar by bar:\n{1}",
+        "Which chords does each bar use?\n{1}",
     };
     const char *args[] = {c->t->text};
     PHRASE(&c->in, &c->rng, zh, zh_t, en_t, args, 1);
@@ -1024,10 +1064,20 @@ static void f_genre(struct ctx *c, int zh)
         "这首曲子属于什么体裁或节奏类型？\n{1}",
         "请判断下面这首乐曲的类型：\n{1}",
         "听（看）这首曲子，它是哪一类的音乐？\n{1}",
+        "这是哪一种舞曲？\n{1}",
+        "这首曲子是什么节奏型的舞曲？\n{1}",
+        "它是吉格、里尔还是别的舞曲？\n{1}",
+        "说说这首曲子的体裁：\n{1}",
+        "判断一下这首舞曲的类型。\n{1}",
     };
     static const char *const en_t[] = {
         "What genre or rhythm type is this tune?\n{1}",
         "Identify the kind of piece this is:\n{1}",
+        "What type of tune is this?\n{1}",
+        "Is this a jig, a reel or something else?\n{1}",
+        "Which dance rhythm does this tune have?\n{1}",
+        "Name the rhythm of this tune:\n{1}",
+        "What style of dance tune is this?\n{1}",
     };
     const struct genre *g = NULL;
     for (size_t i = 0; i < sizeof genres / sizeof genres[0] && !g; i++)
@@ -1056,10 +1106,22 @@ static void f_key(struct ctx *c, int zh)
         "这首曲子是什么调？什么调式？\n{1}",
         "请分析下面这首乐曲的调性与调式：\n{1}",
         "判断这首曲子的主音和调式：\n{1}",
+        "请说出这首曲子的调性。\n{1}",
+        "这段音乐在什么调上？\n{1}",
+        "帮我判断一下这首曲子的调和调式：\n{1}",
+        "它的主音是什么？是什么调式？\n{1}",
+        "分析一下调性：\n{1}",
+        "这首歌是大调还是小调？\n{1}",
     };
     static const char *const en_t[] = {
         "What key and mode is this tune in?\n{1}",
         "Analyse the tonality of the following tune:\n{1}",
+        "Tell me the key of this tune.\n{1}",
+        "Which key and mode does this piece use?\n{1}",
+        "Name the key of the following tune:\n{1}",
+        "What is the home key of this melody?\n{1}",
+        "Key and mode, please:\n{1}",
+        "Determine the tonic and the mode of this tune.\n{1}",
     };
     static const char *const mode_zh[] = {"大调", "小调", "混合利底亚调式", "多利亚调式", "弗里几亚调式", "利底亚调式",
                                           "洛克里亚调式"};
