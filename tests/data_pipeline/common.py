@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -20,6 +21,18 @@ def build(melodist, out, inputs, extra=(), expect_rc=0):
     if r.returncode != expect_rc:
         fail(f"melodist data build exited {r.returncode} (expected {expect_rc})\n{r.stderr[-3000:]}")
     return r
+
+
+def build_inputs(melodist, work, inputs):
+    """A fresh data build of inputs into WORK/out (exit 77 when an input is absent); returns WORK/out."""
+    if not inputs or not all(os.path.exists(p) for p in inputs):
+        print("SKIP: inputs absent:", inputs)
+        sys.exit(77)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    out = os.path.join(work, "out")
+    build(melodist, out, inputs)
+    return out
 
 
 def read_records(out):

@@ -14,16 +14,10 @@ import shutil
 import subprocess
 import sys
 
-from common import build, fail
+from common import build_inputs, fail
 
 melodist, script, work, *inputs = sys.argv[1:]
-if not inputs or not all(os.path.exists(p) for p in inputs):
-    print("SKIP: inputs absent:", inputs)
-    sys.exit(77)
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-out = os.path.join(work, "out")
-build(melodist, out, inputs)
+out = build_inputs(melodist, work, inputs)
 FAMILIES = {"key_mode", "analysis_count", "genre", "analysis_find_melody", "analysis_find_chord",
             "analysis_progression"}
 QUOTED = re.compile(r"「([^」]*)」|`([^`]*)`")

@@ -13,20 +13,13 @@ usage: test_tools.py MELODIST TOOL_RUN WORK_DIR INPUT... (exit 77 when an input 
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
-from common import SPLITS, build, fail
+from common import SPLITS, build_inputs, fail
 
 melodist, tool_run, work, *inputs = sys.argv[1:]
-if not inputs or not all(os.path.exists(p) for p in inputs):
-    print("SKIP: inputs absent:", inputs)
-    sys.exit(77)
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-out = os.path.join(work, "out")
-build(melodist, out, inputs)
+out = build_inputs(melodist, work, inputs)
 
 PLUGINS = {"key_mode": ("abc_key", None), "analysis_count": ("abc_count", None),
            "analysis_find_melody": ("abc_find_melody", "phrase"), "analysis_find_chord": ("abc_find_chord", "chord"),
