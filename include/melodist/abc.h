@@ -285,6 +285,8 @@ bool abc_parse_tempo(const char *value, abc_frac default_beat, abc_tempo *out, c
 abc_frac abc_default_unit(abc_meter m);
 /* Bar length of a meter in whole notes (0 for none). */
 abc_frac abc_meter_bar_length(abc_meter m);
+/* The meter as a fraction, "6/8" (C as "4/4", C| as "2/2"), or "none" for free meter. */
+void abc_meter_fraction(abc_meter m, char *buf, size_t size);
 /* MIDI pitch of a written note letter/octave/semitone offset (C octave 0 = 60). */
 int abc_midi_pitch(char letter, int octave, int semitones);
 

@@ -323,6 +323,14 @@ abc_frac abc_meter_bar_length(abc_meter m)
     return abc_frac_make(m.num, m.den);
 }
 
+void abc_meter_fraction(abc_meter m, char *buf, size_t size)
+{
+    if (m.kind == ABC_METER_NONE)
+        snprintf(buf, size, "none");
+    else
+        snprintf(buf, size, "%d/%d", m.num, m.den);
+}
+
 abc_frac abc_default_unit(abc_meter m)
 {
     if (m.kind == ABC_METER_NONE || m.den <= 0)

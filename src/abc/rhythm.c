@@ -10,7 +10,7 @@
 static void quarter_pairs(const abc_model *m, abc_meter meter, int *pairs, int *dotted, int *snaps)
 {
     *pairs = *dotted = *snaps = 0;
-    const abc_frac quarter = abc_frac_make(1, 4), bar_len = abc_frac_make(meter.num, meter.den);
+    const abc_frac quarter = abc_frac_make(1, 4), bar_len = abc_meter_bar_length(meter);
     const abc_voice *v = &m->voices[0];
     const abc_event *first = NULL; /* the note that opened the quarter beat being read */
     int in_beat = 0;               /* notes of that beat so far */

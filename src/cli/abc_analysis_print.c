@@ -15,14 +15,6 @@ static void pitch_name(int midi, char *buf, size_t size)
         snprintf(buf, size, "%s%d", pc_names[midi % 12], midi / 12 - 1);
 }
 
-static void meter_name(abc_meter m, char *buf, size_t size)
-{
-    if (m.kind == ABC_METER_NONE)
-        snprintf(buf, size, "none");
-    else
-        snprintf(buf, size, "%d/%d", m.num, m.den);
-}
-
 static void json_chords(const abc_analysis *a)
 {
     printf(",\"chords_per_bar\":[");
@@ -60,7 +52,7 @@ static void json_histogram(const abc_analysis *a)
 void abc_print_analysis_json(const abc_analysis *a)
 {
     char buf[32], low[16], high[16];
-    meter_name(a->meter, buf, sizeof buf);
+    abc_meter_fraction(a->meter, buf, sizeof buf);
     printf(",\"analysis\":{\"bars_written\":%zu,\"bars_played\":%zu,\"voices\":%zu,\"meter\":\"%s\"", a->bars_written,
            a->bars_played, a->n_voices, buf);
     printf(",\"rhythm_type\":");

@@ -443,11 +443,13 @@ static int run(const char *command, enum compose_task task, int argc, char **arg
         fputs(res.abc, stdout);
     fflush(stdout);
     if (res.bars_resampled || res.tunes_resampled)
-        fprintf(stderr, "melodist %s: re-sampled %d bar(s) that broke the meter or the syntax and %d whole "
-                        "tune(s)\n", command, res.bars_resampled, res.tunes_resampled);
+        fprintf(stderr, "melodist %s: re-sampled %d bar(s) that broke the meter or the syntax or would "
+                        "have been a third bar in a row with the same music, and %d whole tune(s)\n",
+                command, res.bars_resampled, res.tunes_resampled);
     if (res.bars_repaired)
         fprintf(stderr, "melodist %s: %d bar(s) had no fitting sample and were written by the composer (the motif "
-                        "completed by the tonic, the previous bar repeated, or the tonic held)\n", command, res.bars_repaired);
+                        "completed by the tonic, the previous bar repeated, or the tonic held)\n",
+                command, res.bars_repaired);
     if (res.truncated)
         fprintf(stderr, "melodist %s: ended early after %d bars (no fitting bar after repeated tries, or the "
                         "token limit)\n", command, res.bars);

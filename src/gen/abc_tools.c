@@ -159,12 +159,9 @@ static int plugin_count(const struct plugin_tune *t, const struct json *params, 
 static int plugin_rhythm(const struct plugin_tune *t, const struct json *params, FILE *f, char *err, size_t errlen)
 {
     (void)params, (void)err, (void)errlen;
-    const abc_meter *m = &t->a.meter;
-    if (m->kind == ABC_METER_NONE)
-        fputs("{\"meter\": \"none\", ", f);
-    else
-        fprintf(f, "{\"meter\": \"%d/%d\", ", m->num, m->den);
-    fputs("\"rhythm\": ", f);
+    char meter[32];
+    abc_meter_fraction(t->a.meter, meter, sizeof meter);
+    fprintf(f, "{\"meter\": \"%s\", \"rhythm\": ", meter);
     if (t->a.rhythm_type)
         json_fput_string(f, t->a.rhythm_type);
     else

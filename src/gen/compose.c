@@ -658,7 +658,7 @@ struct composer {
     int ctx_len;
     int stops[2], n_stops;
     float *logits;           /* a copy of the last logits, for masking */
-    unsigned char *breaks;   /* per token: its text has a line break before any bar line (breaks a bar) */
+    int *breaks, n_breaks;   /* the tokens whose text has a line break before any bar line (they break a bar) */
     const float *last;       /* the model's logits after the last token */
     tok_stream *stream;
     /* the reply so far */
@@ -689,14 +689,15 @@ struct composer *composer_new(const struct model *m, const mt_tokenizer *tok, ch
     c->ids = malloc((size_t)c->ctx_len * sizeof *c->ids);
     c->text_end = malloc((size_t)c->ctx_len * sizeof *c->text_end);
     c->stream = tok_stream_new(tok, TOK_SKIP_SPECIAL);
-    c->breaks = calloc((size_t)m->config.vocab_size, 1);
+    c->breaks = malloc((size_t)m->config.vocab_size * sizeof *c->breaks);
     for (int id = 0; c->breaks && id < m->config.vocab_size && id < tok_vocab_size(tok); id++) {
         size_t len;
         char *piece = tok_decode(tok, &id, 1, 0, &len, err, errlen);
         if (!piece)
             continue;
         const char *nl = memchr(piece, '\n', len);
-        c->breaks[id] = nl && !memchr(piece, '|', (size_t)(nl - piece));
+        if (nl && !memchr(piece, '|', (size_t)(nl - piece)))
+            c->breaks[c->n_breaks++] = id;
         free(piece);
     }
     if (!c->state || !c->logits || !c->ids || !c->text_end || !c->stream || !c->breaks) {
@@ -784,9 +785,8 @@ static int sample(struct composer *c, int may_stop, int in_bar)
     if (!may_stop)
         for (int i = 0; i < c->n_stops; i++)
             c->logits[c->stops[i]] = -INFINITY;
-    for (int id = 0; in_bar && id < vocab; id++)
-        if (c->breaks[id])
-            c->logits[id] = -INFINITY;
+    for (int i = 0; in_bar && i < c->n_breaks; i++)
+        c->logits[c->breaks[i]] = -INFINITY;
     int id = gen_sample(c->sampler, c->logits, c->ids, c->n_ids);
     c->n_sampled++;
     for (int i = 0; i < c->n_stops; i++)
