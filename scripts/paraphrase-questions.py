@@ -42,17 +42,26 @@ for family, (en, zh) in WORDINGS.items():
 
 rng = random.Random(5)
 written = 0
-with open(sys.argv[1], encoding="utf-8") as src, open(sys.argv[2] + ".tmp", "w", encoding="utf-8") as out:
-    for line in src:
-        record = json.loads(line)
-        if record["task"] not in WORDINGS:
+try:
+    src = open(sys.argv[1], encoding="utf-8")
+except OSError as e:
+    sys.exit(f"paraphrase-questions: cannot read {sys.argv[1]}: {e.strerror}")
+with src, open(sys.argv[2] + ".tmp", "w", encoding="utf-8") as out:
+    for number, line in enumerate(src, 1):
+        try:
+            record = json.loads(line)
+            task, turn = record["task"], record["conversation"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            os.remove(sys.argv[2] + ".tmp")
+            sys.exit(f"paraphrase-questions: {sys.argv[1]} line {number} is not an SFT record of melodist data "
+                     "build (xtuner JSONL with \"task\" and \"conversation\")")
+        if task not in WORDINGS:
             continue
-        turn = record["conversation"][0]
         at = turn["input"].find("\nX:")
         if at < 0:
             continue
         words, tune = turn["input"][:at], turn["input"][at + 1:]
-        en, zh = WORDINGS[record["task"]]
+        en, zh = WORDINGS[task]
         wording = rng.choice(zh if CJK.search(turn["output"]) else en)
         if "{}" in wording:
             quoted = QUOTED.search(words)

@@ -60,6 +60,17 @@ if count == 0:
     fail("no question came out")
 print(f"ok: {count} questions reworded, tunes and answers kept")
 
+# Bad input: a missing file and a file that is not SFT records give a clear error, and no output.
+bad = os.path.join(work, "bad.jsonl")
+with open(bad, "w", encoding="utf-8") as f:
+    f.write("not json\n")
+for given, says in ((os.path.join(work, "absent.jsonl"), "cannot read"), (bad, "line 1 is not an SFT record")):
+    target = os.path.join(work, "never.jsonl")
+    r = subprocess.run(["/usr/bin/python3", script, given, target], capture_output=True, text=True)
+    if r.returncode == 0 or says not in r.stderr or os.path.exists(target) or os.path.exists(target + ".tmp"):
+        fail(f"bad input {given}: exit {r.returncode}, {r.stderr.strip()!r}, expected an error saying {says!r}")
+print("ok: bad input is refused with a clear error")
+
 # The guard: a wording that is also a training template stops the script.
 fake = os.path.join(work, "fake")
 os.makedirs(os.path.join(fake, "scripts"))
